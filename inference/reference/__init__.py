@@ -1,0 +1,1 @@
+"""The NumPy reference: the source of truth every kernel is checked against."""

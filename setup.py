@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="inference",
+    version="0.1.0",
+    description="An educational GPT-2-style inference server: NumPy reference, Numba CUDA kernels, BPE, Bottle.",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10,<3.14",
+    packages=find_packages(include=["inference", "inference.*"]),
+    package_data={"inference": ["openapi.json"]},
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.59",
+        "numba-cuda>=0.20",
+        "regex>=2023.0",
+        "bottle>=0.12.25",
+        "cheroot>=10.0",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        # Everything the test suite imports; torch/transformers tests skip without them.
+        "test": ["pytest>=8", "pytest-cov>=5", "tiktoken>=0.7", "hypothesis>=6.100"],
+        # scripts/train_model.py and the PyTorch comparison benchmarks.
+        "train": ["torch>=2.2", "matplotlib>=3.7"],
+        # The CUDA 13 toolkit pieces numba-cuda needs: NVVM for compiling (also the
+        # GPU-less compile-only PTX check) and the runtime for running on a GPU.
+        "cuda": ["numba-cuda[cu13]>=0.20"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "License :: OSI Approved :: MIT License",
+    ],
+)
