@@ -1,0 +1,51 @@
+"""Backends: the same small interface on NumPy (the reference) and on CUDA (the kernels).
+
+    model = load_model("data/claude-rust-small", device="cpu")   # or "cuda", "auto"
+    model.forward(ids)            # [T] -> [T, V] float32 logits (numpy)
+    session = model.new_session() # one sequence and its KV cache
+    session.step(ids, temperature, top_k, top_p, coin) -> next id
+"""
+
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..tokenizer import Tokenizer
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used here."""
+
+
+def cuda_available() -> bool:
+    try:
+        from numba import cuda
+        return cuda.is_available()
+    except Exception:  # no driver, no toolkit, or numba-cuda not importable
+        return False
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("cpu", "cuda", "auto"):
+        raise DeviceError(f"device must be cpu, cuda or auto, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise DeviceError("--device cuda was asked for, but no usable CUDA GPU was found "
+                          "(numba.cuda.is_available() is False)")
+    return device
+
+
+def load_model(path, device: str = "cpu"):
+    """A Hugging Face GPT-2 folder -> a model on the chosen device."""
+    path = Path(path)
+    device = resolve_device(device)
+    config, params = load_checkpoint(path)
+    tokenizer = Tokenizer.from_dir(path)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, "
+                         f"the model only {config.vocab_size}")
+    if device == "cuda":
+        from .cuda_backend import CudaModel
+        return CudaModel(config, params, tokenizer, path.name)
+    from .numpy_backend import NumpyModel
+    return NumpyModel(config, params, tokenizer, path.name)

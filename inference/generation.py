@@ -1,0 +1,138 @@
+"""The decode loop, the same for every backend.
+
+    for token in generate_tokens(model, prompt_ids, Settings(max_new_tokens=64)):
+        print(token.id, repr(token.text), token.finish_reason)
+
+One model step per token: the first step feeds the whole prompt (prefill),
+each later one the token just chosen (decode). A step returns the next id;
+the backend samples it with the coin this loop draws from the request's
+seeded generator, so the same seed gives the same text on every backend.
+
+Text is released carefully: never half a UTF-8 character (the stream
+decoder holds those bytes), and never text that might still turn out to be
+the start of a stop sequence (the StopMatcher holds it). So the streamed
+pieces, joined, are exactly the text a non-streaming call returns.
+"""
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .tokenizer import ENDOFTEXT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A request's generation parameters, with API.md's defaults."""
+    max_new_tokens: int = 128
+    temperature: float = 0.7
+    top_k: int = 40
+    top_p: float = 0.9
+    stop_sequences: Sequence[str] = ()
+    do_sample: bool = True
+    seed: int | None = None
+
+    @property
+    def sampling(self) -> tuple[float, int, float]:
+        """(temperature, top_k, top_p) as the samplers take them; greedy is temperature 0."""
+        temperature = self.temperature if self.do_sample else 0.0
+        return float(temperature), int(self.top_k), float(self.top_p)
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str  # the text this token releases (may be "" while text is held back)
+    finish_reason: str | None = None  # set on the last token: "length", "stop" or "eos"
+
+
+class StopMatcher:
+    """Finds stop sequences in text that arrives piece by piece.
+
+    push() returns the text that is safe to release: everything before the
+    earliest stop sequence (then it reports the stop), or else everything but
+    the longest tail that is the start of some stop sequence.
+    """
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def push(self, text: str) -> tuple[str, bool]:
+        self.pending += text
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            released, self.pending = self.pending[:min(hits)], ""
+            return released, True
+        hold = self.longest_stop_prefix_tail()
+        cut = len(self.pending) - hold
+        released, self.pending = self.pending[:cut], self.pending[cut:]
+        return released, False
+
+    def longest_stop_prefix_tail(self) -> int:
+        """Length of the longest tail of `pending` that begins some stop string."""
+        for n in range(min(len(self.pending), max((len(s) for s in self.stops), default=0)), 0, -1):
+            tail = self.pending[-n:]
+            if any(s.startswith(tail) for s in self.stops):
+                return n
+        return 0
+
+    def flush(self) -> str:
+        released, self.pending = self.pending, ""
+        return released
+
+
+class PromptTooLong(ValueError):
+    pass
+
+
+def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Iterator[Token]:
+    """Yield the generated tokens; the last one carries the finish reason."""
+    tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
+    eos = tokenizer.special_tokens.get(ENDOFTEXT)
+    if settings.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {settings.max_new_tokens}")
+    feed = list(prompt_ids) or [eos]  # an empty prompt starts from <|endoftext|>, as GPT-2 does
+    if len(feed) >= n_ctx:
+        raise PromptTooLong(f"prompt is {len(feed)} tokens; the context holds {n_ctx}, "
+                            f"so a prompt may have at most {n_ctx - 1}")
+    coins = np.random.default_rng(settings.seed)
+    session = model.new_session()
+    decoder, stops = tokenizer.stream_decoder(), StopMatcher(settings.stop_sequences)
+    length = len(feed)
+    for n in range(1, settings.max_new_tokens + 1):
+        token = session.step(feed, *settings.sampling, coin=coins.random(dtype=np.float32))
+        feed, length = [token], length + 1
+        if token == eos:
+            yield finish(token, "", stops, decoder, "eos")
+            return
+        released, stopped = stops.push(decoder.feed(token))
+        if stopped:
+            yield Token(token, released, "stop")
+            return
+        if n == settings.max_new_tokens or length == n_ctx:
+            yield finish(token, released, stops, decoder, "length")
+            return
+        yield Token(token, released)
+
+
+def finish(token: int, released: str, stops: StopMatcher, decoder, reason: str) -> Token:
+    """The last token: release what was held back (unless it completes a stop)."""
+    tail, stopped = stops.push(decoder.flush())
+    if stopped:
+        return Token(token, released + tail, "stop")
+    return Token(token, released + tail + stops.flush(), reason)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    ids: list[int]
+
+
+def generate(model, prompt: str, settings: Settings = Settings()) -> Completion:
+    """Text in, text out: the non-streaming form of generate_tokens."""
+    tokens = list(generate_tokens(model, model.tokenizer.encode(prompt), settings))
+    return Completion("".join(t.text for t in tokens), tokens[-1].finish_reason, [t.id for t in tokens])
