@@ -69,7 +69,7 @@ def dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def create_app(model, limits: Limits = Limits(), max_pending: int = 8) -> bottle.Bottle:
+def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottle.Bottle:
     app = bottle.Bottle(autojson=True)
     admission = Admission(max_pending)
     tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
@@ -258,8 +258,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
                     help="auto: cuda when a GPU is usable, else cpu")
-    ap.add_argument("--threads", type=int, default=24, help="Cheroot worker threads")
-    ap.add_argument("--max-pending", type=int, default=8,
+    ap.add_argument("--threads", type=int, default=32, help="Cheroot worker threads")
+    ap.add_argument("--max-pending", type=int, default=16,
                     help="generations queued or running before new ones get 429")
     ap.add_argument("--max-new-tokens", type=int, default=Limits.max_new_tokens,
                     help="the largest max_new_tokens a request may ask for")

@@ -1,0 +1,392 @@
+"""The server over real HTTP on loopback: every endpoint, bad requests, SSE,
+concurrency, overload, disconnects, backend failures and the command line."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from inference.server import OPENAPI_FILE, create_app, make_server
+from inference.validation import Limits
+
+LIMITS = Limits(max_body_bytes=16 * 1024, max_new_tokens=200)
+
+
+class WrappedModel:
+    """The tiny model, optionally slowed down per step or failing at a step."""
+
+    def __init__(self, inner, delay=0.0, fail_at=None):
+        self.inner, self.delay, self.fail_at = inner, delay, fail_at
+        self.tokenizer, self.config, self.name, self.device = inner.tokenizer, inner.config, inner.name, inner.device
+        self.steps = 0
+
+    def new_session(self):
+        session, outer = self.inner.new_session(), self
+
+        class Session:
+            def step(self, *args, **kwargs):
+                outer.steps += 1
+                if outer.fail_at is not None and outer.steps >= outer.fail_at:
+                    raise RuntimeError("simulated CUDA error: an illegal memory access was encountered")
+                time.sleep(outer.delay)
+                return session.step(*args, **kwargs)
+        return Session()
+
+
+@contextmanager
+def serving(model, max_pending=16, limits=LIMITS):
+    app = create_app(model, limits, max_pending)
+    server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield Client(server.bind_addr[1]), app
+    finally:
+        server.stop()
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+
+    def request(self, method, path, body=None, raw=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        conn.request(method, path, body=data, headers=headers or {})
+        resp = conn.getresponse()
+        payload = resp.read()
+        conn.close()
+        is_json = resp.getheader("Content-Type", "").startswith("application/json")
+        return resp.status, dict(resp.getheaders()), json.loads(payload) if is_json else payload.decode()
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def stream(self, body):
+        """POST /generate_stream and parse the events as an SSE client does."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", "/generate_stream", body=json.dumps(body))
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        assert resp.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+        assert resp.getheader("Cache-Control") == "no-cache"
+        events = parse_sse(resp.read().decode("utf-8"))
+        conn.close()
+        return events
+
+
+def parse_sse(text):
+    """The SSE rules: events end at a blank line; `event:` names one; `data:` lines join with \\n."""
+    events, name, data = [], "message", []
+    for line in text.split("\n"):
+        if line == "":
+            if data:
+                events.append((name, "\n".join(data)))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    assert not data, "the last event was not ended by a blank line"
+    return events
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    with serving(tiny_model, max_pending=16) as (client, app):
+        yield client
+
+
+# ----------------------------------------------------------------- endpoints
+
+def test_health(server):
+    status, headers, body = server.request("GET", "/health")
+    assert status == 200 and body == {"status": "ok", "model": "tiny-random", "device": "cpu"}
+
+
+def test_tokenize_and_detokenize_round_trip(server, tiny_model):
+    text = "fn main() { println!(\"héllo 🦀\"); }"
+    status, _, body = server.post("/tokenize", {"text": text})
+    assert status == 200 and body["ids"] == tiny_model.tokenizer.encode(text)
+    status, _, body = server.post("/detokenize", {"ids": body["ids"]})
+    assert status == 200 and body == {"text": text}
+
+
+def test_generate_defaults_and_seed(server):
+    status, _, a = server.post("/generate", {"prompt": "fn main() {", "seed": 42})
+    assert status == 200 and a["finish_reason"] in ("length", "eos", "stop")
+    assert set(a) == {"text", "finish_reason", "generated_tokens", "seed"} and a["seed"] == 42
+    assert a["generated_tokens"] <= 128
+    _, _, b = server.post("/generate", {"prompt": "fn main() {", "seed": 42})
+    assert a == b
+    _, _, c = server.post("/generate", {"prompt": "fn main() {"})  # the server picks a seed and says which
+    _, _, d = server.post("/generate", {"prompt": "fn main() {", "seed": c["seed"]})
+    assert c == d
+
+
+def test_generate_stop_sequence_and_empty_prompt(server):
+    _, _, free = server.post("/generate", {"prompt": "", "max_new_tokens": 30, "seed": 1, "model": "tiny-random"})
+    assert free["finish_reason"] == "length" and len(free["text"]) > 10
+    stop = free["text"][5:8]
+    _, _, cut = server.post("/generate", {"prompt": "", "max_new_tokens": 30, "seed": 1, "stop_sequences": [stop]})
+    assert cut["finish_reason"] == "stop" and free["text"].startswith(cut["text"] + stop)
+
+
+def test_stream_joins_to_the_same_text_as_generate(server):
+    for seed in range(6):
+        request = {"prompt": "let x = ", "max_new_tokens": 25, "seed": seed, "temperature": 1.0,
+                   "stop_sequences": [";", "\n"]}
+        _, _, whole = server.post("/generate", request)
+        events = server.stream(request)
+        assert events[-1] == ("done", "[DONE]")
+        tokens = [json.loads(data) for name, data in events[:-1]]
+        assert all(name == "message" for name, _ in events[:-1])
+        assert "".join(t["token"] for t in tokens) == whole["text"]
+        assert [t["finish_reason"] for t in tokens[:-1]] == [None] * (len(tokens) - 1)
+        assert tokens[-1]["finish_reason"] == whole["finish_reason"]
+        assert len(tokens) == whole["generated_tokens"]
+
+
+def test_openapi_is_served(server):
+    status, _, spec = server.request("GET", "/openapi.json")
+    assert status == 200 and spec == json.loads(OPENAPI_FILE.read_text())
+
+
+# -------------------------------------------------------------- bad requests
+
+G = "/generate"
+BAD_REQUESTS = [
+    # (method, path, body (dict) or raw bytes, status, words the message must contain)
+    ("POST", G, b"{not json", 400, "not valid JSON"),
+    ("POST", G, b"[1, 2]", 400, "must be a JSON object, got array"),
+    ("POST", G, b'"text"', 400, "must be a JSON object, got string"),
+    ("POST", G, b"\xff\xfe{}", 400, "not UTF-8"),
+    ("POST", G, b"", 400, "not valid JSON"),
+    ("POST", G, {}, 400, "prompt is required"),
+    ("POST", G, {"prompt": 5}, 400, "prompt must be a string, got integer"),
+    ("POST", G, {"prompt": None}, 400, "prompt must be a string, got null"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": 0}, 400, "max_new_tokens must be between 1 and 200, got 0"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": -3}, 400, "between 1 and 200"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": 201}, 400, "between 1 and 200, got 201"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": 1.5}, 400, "max_new_tokens must be an integer, got number"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": "10"}, 400, "must be an integer, got string"),
+    ("POST", G, {"prompt": "a", "max_new_tokens": True}, 400, "must be an integer, got boolean"),
+    ("POST", G, {"prompt": "a", "temperature": -1}, 400, "temperature must be >= 0, got -1"),
+    ("POST", G, {"prompt": "a", "temperature": "hot"}, 400, "temperature must be a number, got string"),
+    ("POST", G, b'{"prompt": "a", "temperature": NaN}', 400, "temperature must be a finite number"),
+    ("POST", G, {"prompt": "a", "top_k": -1}, 400, "top_k must be >= 0, got -1"),
+    ("POST", G, {"prompt": "a", "top_k": 2.5}, 400, "top_k must be an integer"),
+    ("POST", G, {"prompt": "a", "top_p": 0}, 400, "top_p must be > 0 and <= 1, got 0"),
+    ("POST", G, {"prompt": "a", "top_p": 1.5}, 400, "top_p must be <= 1, got 1.5"),
+    ("POST", G, {"prompt": "a", "top_p": -0.1}, 400, "top_p must be > 0"),
+    ("POST", G, {"prompt": "a", "stop_sequences": "x"}, 400, "stop_sequences must be an array of strings, got string"),
+    ("POST", G, {"prompt": "a", "stop_sequences": [""]}, 400, "stop_sequences[0] must be 1 to 64 characters, got 0"),
+    ("POST", G, {"prompt": "a", "stop_sequences": ["a", 1]}, 400, "stop_sequences[1] must be a string"),
+    ("POST", G, {"prompt": "a", "stop_sequences": ["s"] * 9}, 400, "at most 8 strings, got 9"),
+    ("POST", G, {"prompt": "a", "stop_sequences": ["x" * 65]}, 400, "1 to 64 characters, got 65"),
+    ("POST", G, {"prompt": "a", "do_sample": "yes"}, 400, "do_sample must be true or false, got string"),
+    ("POST", G, {"prompt": "a", "seed": -1}, 400, "seed must be between 0 and"),
+    ("POST", G, {"prompt": "a", "seed": "abc"}, 400, "seed must be an integer"),
+    ("POST", G, {"prompt": "a", "max_tokens": 5}, 400, "unknown field 'max_tokens'"),
+    ("POST", G, {"prompt": "fn x" * 100}, 400, "the context holds 64, so a prompt may have at most 63"),
+    ("POST", G, {"prompt": "a", "model": "gpt-5"}, 404, "model 'gpt-5' is not loaded; this server serves 'tiny-random'"),
+    ("POST", G, {"prompt": "a" * 20_000}, 413, "the limit is 16384"),
+    ("GET", G, None, 405, "GET is not allowed on /generate; allowed: POST"),
+    ("POST", "/health", {}, 405, "allowed: GET"),
+    ("GET", "/nope", None, 404, "no such endpoint: GET /nope"),
+    ("DELETE", "/tokenize", None, 405, "not allowed"),
+    ("POST", "/tokenize", {"text": 3}, 400, "text must be a string, got integer"),
+    ("POST", "/tokenize", {}, 400, "text is required"),
+    ("POST", "/tokenize", {"text": "a", "extra": 1}, 400, "unknown field 'extra'"),
+    ("POST", "/detokenize", {"ids": [1, 99999]}, 400, "ids[1] = 99999 is not in the vocabulary (ids are 0..4095)"),
+    ("POST", "/detokenize", {"ids": [-1]}, 400, "ids[0] = -1 is not in the vocabulary"),
+    ("POST", "/detokenize", {"ids": "1,2"}, 400, "ids must be an array of integers, got string"),
+    ("POST", "/detokenize", {"ids": [True]}, 400, "ids[0] must be an integer, got boolean"),
+    ("POST", "/detokenize", {}, 400, "ids is required"),
+    ("POST", "/generate_stream", {"prompt": "a", "temperature": -1}, 400, "temperature must be >= 0"),
+    ("POST", "/generate_stream", {"prompt": "a", "model": "other"}, 404, "is not loaded"),
+    ("POST", "/generate_stream", b"{", 400, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("method, path, body, status, words", BAD_REQUESTS,
+                         ids=[f"{i}-{r[3]}" for i, r in enumerate(BAD_REQUESTS)])
+def test_bad_request_gets_a_json_error_and_the_server_lives_on(server, method, path, body, status, words):
+    raw = body if isinstance(body, bytes) else None
+    got_status, headers, got = server.request(method, path, None if raw is not None else body, raw=raw)
+    assert got_status == status
+    assert headers["Content-Type"].startswith("application/json")
+    assert set(got) == {"error", "error_type"} and words in got["error"], got
+    assert server.request("GET", "/health")[0] == 200
+
+
+def test_the_bad_request_table_is_big_enough():
+    assert len(BAD_REQUESTS) >= 30
+
+
+# ---------------------------------------------------------------- under load
+
+def test_sixteen_concurrent_clients_get_the_sequential_answers(server):
+    requests = [{"prompt": f"fn f{i}() {{", "max_new_tokens": 12, "do_sample": False} for i in range(16)]
+    sequential = [server.post("/generate", r)[2]["text"] for r in requests]
+    with ThreadPoolExecutor(16) as pool:
+        concurrent = list(pool.map(lambda r: server.post("/generate", r)[2]["text"], requests))
+    assert concurrent == sequential
+
+
+def test_health_and_tokenize_do_not_wait_behind_a_generation(tiny_model):
+    slow = WrappedModel(tiny_model, delay=0.05)
+    with serving(slow) as (client, _):
+        with ThreadPoolExecutor(1) as pool:
+            long = pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 60})
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            assert client.request("GET", "/health")[0] == 200
+            assert client.post("/tokenize", {"text": "abc"})[0] == 200
+            assert client.post("/detokenize", {"ids": [1]})[0] == 200
+            quick = time.perf_counter() - t0
+            assert not long.done()
+            assert long.result()[0] == 200
+    assert quick < 1.0, f"side endpoints took {quick:.2f}s during a ~3 s generation"
+
+
+def test_overload_answers_429_at_once(tiny_model):
+    slow = WrappedModel(tiny_model, delay=0.05)
+    with serving(slow, max_pending=2) as (client, _):
+        with ThreadPoolExecutor(2) as pool:
+            busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            status, headers, body = client.post("/generate", {"prompt": "a"})
+            assert time.perf_counter() - t0 < 0.5
+            assert status == 429 and headers["Retry-After"] == "1" and body["error_type"] == "overloaded"
+            status, _, _ = client.post("/generate_stream", {"prompt": "a"})
+            assert status == 429
+            assert [f.result()[0] for f in busy] == [200, 200]
+        assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
+
+
+def test_a_client_that_disconnects_stops_its_generation(tiny_model):
+    slow = WrappedModel(tiny_model, delay=0.05)
+    with serving(slow) as (client, app):
+        sock = socket.create_connection(("127.0.0.1", client.port))
+        body = json.dumps({"prompt": "a", "max_new_tokens": 150}).encode()
+        sock.sendall(b"POST /generate_stream HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while received.count(b"data:") < 3:
+            received += sock.recv(4096)
+        sock.close()
+        steps_at_close = slow.steps
+        time.sleep(1.0)  # 20 more steps' worth of time
+        assert slow.steps - steps_at_close <= 3
+        assert app.config["inference.admission"].pending == 0
+        assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
+
+
+# ------------------------------------------------------------ backend errors
+
+def test_a_backend_failure_is_a_500_and_the_server_keeps_serving(tiny_model):
+    failing = WrappedModel(tiny_model, fail_at=3)
+    with serving(failing) as (client, app):
+        status, _, body = client.post("/generate", {"prompt": "a", "max_new_tokens": 10})
+        assert status == 500 and body["error_type"] == "backend" and "illegal memory access" in body["error"]
+        events = client.stream({"prompt": "a", "max_new_tokens": 10})
+        assert [name for name, _ in events] == ["error"]  # the first step fails too (fail_at already passed)
+        assert json.loads(events[0][1])["error_type"] == "backend"
+        failing.fail_at, failing.steps = 3, 0
+        events = client.stream({"prompt": "a", "max_new_tokens": 10})
+        assert [name for name, _ in events] == ["message", "message", "error"]
+        assert client.request("GET", "/health")[0] == 200
+        failing.fail_at = None
+        assert client.post("/generate", {"prompt": "a", "max_new_tokens": 3})[0] == 200
+        assert app.config["inference.admission"].pending == 0
+
+
+# ------------------------------------------------------------------- OpenAPI
+
+def test_every_route_and_error_code_is_in_the_openapi_description(server, tiny_model):
+    spec = json.loads(OPENAPI_FILE.read_text())
+    app = create_app(tiny_model)
+    routes = {(r.rule, r.method.lower()) for r in app.routes}
+    described = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert routes == described
+    for method, path, _, status, _ in BAD_REQUESTS:
+        if path in spec["paths"] and status != 405:
+            assert str(status) in spec["paths"][path][method.lower()]["responses"], (path, status)
+        elif status == 405:
+            assert all("405" in op["responses"] for op in spec["paths"][path].values())
+    for path in ("/generate", "/generate_stream"):
+        assert {"429", "500"} <= set(spec["paths"][path]["post"]["responses"])
+    schema = spec["components"]["schemas"]["GenerateRequest"]["properties"]
+    from inference.validation import GENERATE_FIELDS
+    assert set(schema) == GENERATE_FIELDS
+    assert {k: v.get("default") for k, v in schema.items() if "default" in v} == {
+        "max_new_tokens": 128, "temperature": 0.7, "top_k": 40, "top_p": 0.9, "stop_sequences": [], "do_sample": True}
+
+
+# -------------------------------------------------------------- command line
+
+def run_server(*args, timeout=20):
+    return subprocess.run([sys.executable, "-m", "inference.server", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help():
+    result = run_server("--help")
+    assert result.returncode == 0 and "--device {cpu,cuda,auto}" in result.stdout
+
+
+def test_a_missing_model_stops_start_up(tmp_path):
+    result = run_server("--model", str(tmp_path / "nope"), "--device", "cpu")
+    assert result.returncode == 1 and "model folder not found" in result.stderr
+
+
+def test_a_corrupt_model_stops_start_up(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in Path(tiny_model_dir).iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"\0" * 100)
+    result = run_server("--model", str(broken), "--device", "cpu")
+    assert result.returncode == 1 and "not a readable safetensors file" in result.stderr
+
+
+def test_device_cuda_without_a_gpu_stops_start_up(tiny_model_dir):
+    from inference.backends import cuda_available
+    if cuda_available():
+        pytest.skip("this machine has a GPU")
+    result = run_server("--model", str(tiny_model_dir), "--device", "cuda")
+    assert result.returncode == 1 and "no usable CUDA GPU" in result.stderr
+
+
+def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir),
+                             "--port", str(port), "--device", "auto"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        assert f"serving tiny-random on http://127.0.0.1:{port} (device cpu)" in line, line
+        status, _, _ = Client(port).post("/generate", {"prompt": "a", "max_new_tokens": 3})
+        assert status == 200
+        access = proc.stderr.readline()
+        assert "POST /generate 200" in access and "tokens=3" in access, access
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert "shut down" in proc.stderr.read()
+    finally:
+        proc.kill()
