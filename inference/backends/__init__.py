@@ -17,6 +17,8 @@ class DeviceError(RuntimeError):
 
 
 def cuda_available() -> bool:
+    """True when the CUDA backend can run: a real GPU, or Numba's CUDA
+    simulator (NUMBA_ENABLE_CUDASIM=1, for tests: every thread in Python)."""
     try:
         from numba import cuda
         return cuda.is_available()
@@ -24,11 +26,16 @@ def cuda_available() -> bool:
         return False
 
 
+def real_gpu_available() -> bool:
+    from numba import config
+    return not config.ENABLE_CUDASIM and cuda_available()
+
+
 def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda", "auto"):
         raise DeviceError(f"device must be cpu, cuda or auto, got {device!r}")
-    if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
+    if device == "auto":  # never the simulator: far too slow to serve with
+        return "cuda" if real_gpu_available() else "cpu"
     if device == "cuda" and not cuda_available():
         raise DeviceError("--device cuda was asked for, but no usable CUDA GPU was found "
                           "(numba.cuda.is_available() is False)")

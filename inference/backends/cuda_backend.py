@@ -1,0 +1,106 @@
+"""The CUDA backend: the reference model's forward pass, kernel by kernel.
+
+Weights are uploaded once, when the model loads. Each sequence (session)
+allocates its KV cache and its activation buffers once, on the device. A
+decode step then moves one token id in and one token id out: the logits
+never leave the GPU, the sampling kernel picks the token there.
+"""
+
+import numpy as np
+from numba import cuda
+
+from ..kernels.attention import attention, store_kv
+from ..kernels.embedding import embedding
+from ..kernels.gelu import gelu
+from ..kernels.layernorm import layer_norm
+from ..kernels.matmul import linear
+from ..kernels.sampling import Sampler
+
+
+def upload(tree):
+    """Copy a nested dict/list of NumPy arrays to the device, keeping its shape."""
+    if isinstance(tree, dict):
+        return {k: upload(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [upload(v) for v in tree]
+    return cuda.to_device(np.ascontiguousarray(tree, dtype=np.float32))
+
+
+class CudaModel:
+    device = "cuda"
+
+    def __init__(self, config, params, tokenizer, name):
+        self.config, self.tokenizer, self.name = config, tokenizer, name
+        if config.n_ctx > 1024:
+            raise ValueError(f"the CUDA backend supports contexts up to 1024 positions, not {config.n_ctx}")
+        self.params = upload(params)
+        self.params["wte_t"] = cuda.to_device(np.ascontiguousarray(params["wte"].T))  # [C, V] for the LM head
+        self.params["no_bias"] = cuda.to_device(np.zeros(config.vocab_size, dtype=np.float32))
+
+    def forward(self, ids) -> np.ndarray:  # [T] -> [T, V] float32 logits, on the host
+        session = CudaSession(self)
+        hidden = session.hidden_states(ids)
+        return linear(hidden, self.params["wte_t"], self.params["no_bias"]).copy_to_host()
+
+    def new_session(self) -> "CudaSession":
+        return CudaSession(self)
+
+
+class CudaSession:
+    """One sequence: the KV cache and every activation buffer, sized for the
+    whole context and allocated once; each step works on a prefix of them."""
+
+    def __init__(self, model: CudaModel):
+        self.model = model
+        c = model.config
+        C = c.n_embd
+        self.cache_k = cuda.device_array((c.n_layer, c.n_ctx, C), dtype=np.float32)
+        self.cache_v = cuda.device_array((c.n_layer, c.n_ctx, C), dtype=np.float32)
+        self.ids = cuda.device_array(c.n_ctx, dtype=np.int32)
+        self.x = cuda.device_array((c.n_ctx, C), dtype=np.float32)  # the residual stream
+        self.h = cuda.device_array((c.n_ctx, C), dtype=np.float32)  # layer-norm output
+        self.qkv = cuda.device_array((c.n_ctx, 3 * C), dtype=np.float32)
+        self.att = cuda.device_array((c.n_ctx, C), dtype=np.float32)
+        self.fc = cuda.device_array((c.n_ctx, 4 * C), dtype=np.float32)
+        self.logits = cuda.device_array((1, c.vocab_size), dtype=np.float32)
+        self.sampler = Sampler(c.vocab_size)
+        self.token = cuda.pinned_array(1, dtype=np.int32)  # where the chosen id lands on the host
+        self.length = 0
+
+    def hidden_states(self, ids):  # [T] -> device [T, C], after the final layer norm
+        c, p = self.model.config, self.model.params
+        start, T = self.length, len(ids)
+        if T == 0 or start + T > c.n_ctx:
+            raise ValueError(f"positions {start}..{start + T - 1} do not fit the context of {c.n_ctx}")
+        self.ids[:T].copy_to_device(np.asarray(ids, dtype=np.int32))
+        x, h, qkv, att, fc = self.x[:T], self.h[:T], self.qkv[:T], self.att[:T], self.fc[:T]
+        C = c.n_embd
+        embedding(p["wte"], p["wpe"], self.ids[:T], start, out=x)
+        for layer, blk in enumerate(p["blocks"]):
+            cache_k, cache_v = self.cache_k[layer], self.cache_v[layer]
+            layer_norm(x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=h)
+            linear(h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=qkv)
+            store_kv(qkv, cache_k, cache_v, start)
+            attention(qkv[:, :C], cache_k[:start + T], cache_v[:start + T], c.n_head, out=att)
+            linear(att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=x, residual=x)
+            layer_norm(x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=h)
+            linear(h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=fc)
+            gelu(fc, out=fc)
+            linear(fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=x, residual=x)
+        self.length = start + T
+        return layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
+
+    def step(self, ids, temperature, top_k, top_p, coin) -> int:
+        """Feed the new ids; sample the next id on the device; return it."""
+        p = self.model.params
+        last = self.hidden_states(ids)[len(ids) - 1:]  # [1, C]
+        linear(last, p["wte_t"], p["no_bias"], out=self.logits)
+        self.sampler.launch(self.logits[0], temperature, top_k, top_p, coin).copy_to_host(self.token)
+        return int(self.token[0])
+
+
+def gpu_name() -> str:
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    return f"{name} (sm_{dev.compute_capability[0]}{dev.compute_capability[1]})"
+
