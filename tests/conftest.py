@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from inference.tokenizer import Tokenizer
+from model_helpers import random_tensors
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "data" / "claude-rust-small"
@@ -11,23 +12,6 @@ SHIPPED_MODEL = ROOT / "data" / "claude-rust-small"
 @pytest.fixture(scope="session")
 def shipped_tokenizer():
     return Tokenizer.from_dir(SHIPPED_MODEL)
-
-
-def random_tensors(config, seed=0, scale=0.3):
-    """Random GPT-2 weights in Hugging Face names. Larger than GPT-2's 0.02 init
-    so the logits are far from uniform and sampling decisions are sharp."""
-    import numpy as np
-
-    from inference.checkpoint import expected_shapes
-
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in expected_shapes(config).items():
-        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
-            tensors[name] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
-        else:
-            tensors[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
-    return tensors
 
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, n_ctx=64)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import random_tensors
+from model_helpers import random_tensors
 from inference import load_model
 from inference.checkpoint import CheckpointError, expected_shapes, load_checkpoint, save_checkpoint
 from inference.reference.model import GPT2Config

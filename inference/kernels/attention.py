@@ -134,7 +134,7 @@ VERSIONS = (1, 2, 3)
 
 def store_kv(qkv, cache_k, cache_v, start):
     T, C = qkv.shape[0], cache_k.shape[1]
-    store_kv_kernel[(ceil_div(C, 128), T), (128, 1)](qkv, cache_k, cache_v, np.int64(start))
+    store_kv_kernel[(ceil_div(C, BLOCK), T), (BLOCK, 1)](qkv, cache_k, cache_v, np.int64(start))
 
 
 def attention(q, k, v, n_head, out=None, version=None, block_size=BLOCK):  # [T, C], [S, C], [S, C] -> [T, C]

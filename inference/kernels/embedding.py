@@ -2,14 +2,14 @@
 
     x[t, c] = wte[ids[t], c] + wpe[start + t, c]
 
-One thread per output element; a block covers 128 columns of one row, so
+One thread per output element; a block covers BLOCK columns of one row, so
 neighbouring threads read neighbouring columns of the same embedding rows.
 """
 
 import numpy as np
 from numba import cuda
 
-from .common import ceil_div
+from .common import BLOCK, ceil_div
 
 
 @cuda.jit
@@ -22,5 +22,5 @@ def embedding_kernel(wte, wpe, ids, start, out):  # [V, C], [n_ctx, C], [T] int3
 def embedding(wte, wpe, ids, start, out=None):  # device [V, C], [n_ctx, C], [T] -> [T, C]
     T, C = ids.shape[0], wte.shape[1]
     out = cuda.device_array((T, C), dtype=np.float32) if out is None else out
-    embedding_kernel[(ceil_div(C, 128), T), (128, 1)](wte, wpe, ids, np.int64(start), out)
+    embedding_kernel[(ceil_div(C, BLOCK), T), (BLOCK, 1)](wte, wpe, ids, np.int64(start), out)
     return out

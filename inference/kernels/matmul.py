@@ -23,11 +23,11 @@ v3  register blocking on top of tiling: a 16 x 16 block computes a 64 x 64
 
 from numba import cuda, float32
 
-from .common import ceil_div
+from .common import BLOCK, ceil_div
 
 TILE = 16  # v2: threads per block side and tile width
-BLOCK = 64  # v3: out tile side (BLOCK / TILE = 4 outputs per thread per side)
-PER = BLOCK // TILE
+OUT_TILE = 64  # v3: out tile side (OUT_TILE / TILE = 4 outputs per thread per side)
+PER = OUT_TILE // TILE
 
 
 @cuda.jit
@@ -70,10 +70,10 @@ def linear_v2_kernel(x, w, b, residual, out):
 @cuda.jit
 def linear_v3_kernel(x, w, b, residual, out):
     tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-    row0 = cuda.blockIdx.y * BLOCK
-    col0 = cuda.blockIdx.x * BLOCK
-    x_tile = cuda.shared.array((BLOCK, TILE), float32)  # 64 rows of x, 16 k's
-    w_tile = cuda.shared.array((TILE, BLOCK), float32)  # 16 k's, 64 columns of w
+    row0 = cuda.blockIdx.y * OUT_TILE
+    col0 = cuda.blockIdx.x * OUT_TILE
+    x_tile = cuda.shared.array((OUT_TILE, TILE), float32)  # 64 rows of x, 16 k's
+    w_tile = cuda.shared.array((TILE, OUT_TILE), float32)  # 16 k's, 64 columns of w
     acc = cuda.local.array((PER, PER), float32)
     for i in range(PER):
         for j in range(PER):
@@ -125,11 +125,11 @@ def linear(x, w, b, out=None, residual=None, version=None):  # device [N, K], [K
     if version is None:
         version = 1 if N <= 4 else 3  # a few rows: matrix-vector, bound by reading w once
     if version == 1:
-        linear_v1_kernel[(ceil_div(M, 128), N), (128, 1)](x, w, b, residual, out)
+        linear_v1_kernel[(ceil_div(M, BLOCK), N), (BLOCK, 1)](x, w, b, residual, out)
     elif version == 2:
         linear_v2_kernel[(ceil_div(M, TILE), ceil_div(N, TILE)), (TILE, TILE)](x, w, b, residual, out)
     elif version == 3:
-        linear_v3_kernel[(ceil_div(M, BLOCK), ceil_div(N, BLOCK)), (TILE, TILE)](x, w, b, residual, out)
+        linear_v3_kernel[(ceil_div(M, OUT_TILE), ceil_div(N, OUT_TILE)), (TILE, TILE)](x, w, b, residual, out)
     else:
         raise ValueError(f"linear has versions {VERSIONS}, not {version}")
     return out

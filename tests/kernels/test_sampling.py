@@ -1,0 +1,48 @@
+"""The sampling kernel picks what reference.sampling.sample picks, coin for coin."""
+
+import numpy as np
+import pytest
+
+from inference.kernels import sampling as sampling_k
+from inference.kernels.sampling import Sampler
+from inference.reference.sampling import sample, top_k_mask, top_p_mask
+from parity import device, sizes
+
+RNG = np.random.default_rng(31)
+V = sizes(300, 50257)
+SETTINGS = [(1.0, 0, 1.0), (0.7, 40, 0.9), (1.3, 5, 1.0), (0.5, 0, 0.5), (2.0, 3, 0.95), (1.0, 1, 1.0)]
+
+
+def near_a_boundary(logits, temperature, top_k, top_p, coin):
+    """Is coin * total within float32 rounding of a boundary between two kept tokens?"""
+    w = np.exp((logits - logits.max()) / np.float32(temperature))
+    kept = top_k_mask(w, top_k) & top_p_mask(w, top_k, top_p)
+    cum = np.cumsum(np.where(kept, w, 0).astype(np.float64))
+    return np.min(np.abs(cum / cum[-1] - coin)) < 1e-5
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", SETTINGS)
+def test_same_coin_same_token(temperature, top_k, top_p):
+    logits = (RNG.standard_normal(V) * 3).astype(np.float32)
+    sampler = Sampler(V)
+    d_logits = device(logits)
+    coins = RNG.random(sizes(12, 200), dtype=np.float32)
+    for coin in coins:
+        want = sample(logits, temperature, top_k, top_p, coin)
+        got = int(sampler.launch(d_logits, temperature, top_k, top_p, coin).copy_to_host()[0])
+        assert got == want or near_a_boundary(logits, temperature, top_k, top_p, coin), (coin, got, want)
+
+
+def test_ties_at_the_top_k_and_top_p_boundaries():
+    logits = np.zeros(V, dtype=np.float32)
+    logits[[3, 10, 11, 12]] = [2.0, 1.0, 1.0, 1.0]  # top_k = 2 keeps 3 and all three tied 1.0s
+    for coin in np.linspace(0.01, 0.99, sizes(9, 50), dtype=np.float32):
+        assert sampling_k.sample(device(logits), 1.0, 2, 1.0, coin) == sample(logits, 1.0, 2, 1.0, coin)
+        assert sampling_k.sample(device(logits), 1.0, 0, 0.3, coin) == sample(logits, 1.0, 0, 0.3, coin)
+
+
+@pytest.mark.parametrize("V_", sizes([1, 33], [1, 1000, 50257]))
+def test_greedy_is_argmax_with_the_lowest_id_on_ties(V_):
+    logits = RNG.standard_normal(V_).astype(np.float32)
+    logits[V_ // 2:] = logits.max() + 1  # a tie for the max: the lowest id wins
+    assert sampling_k.sample(device(logits), 0.0, 40, 0.9, 0.5) == int(np.argmax(logits)) == V_ // 2
