@@ -15,6 +15,11 @@ max). Two ways, both used in the kernels:
   run unchanged. The GPU path is checked by `tox -e gpu` and by the
   compile-only PTX check.
 
+The device functions are inlined into each kernel (inline="always"): each
+call site then gets its own shared array, and numba-cuda does not have to
+link separately compiled functions whose shared arrays can clash by name
+(seen as "Linking globals named '_cudapy_smem_3': symbol multiply defined").
+
 Every literal is wrapped in float32(): a bare Python float is a float64 in
 Numba, and float32 op float64 is computed in float64 (slow on a GPU, and not
 what the reference does).
@@ -39,7 +44,7 @@ def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def block_sum(value):  # one float32 per thread -> the block's total, in every thread
     buf = cuda.shared.array(MAX_BLOCK, float32)
     t = cuda.threadIdx.x
@@ -56,7 +61,7 @@ def block_sum(value):  # one float32 per thread -> the block's total, in every t
     return total
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def block_max(value):  # one float32 per thread -> the block's maximum, in every thread
     buf = cuda.shared.array(MAX_BLOCK, float32)
     t = cuda.threadIdx.x
@@ -73,7 +78,7 @@ def block_max(value):  # one float32 per thread -> the block's maximum, in every
     return best
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def block_argmax(value, index):  # (value, index) per thread -> index of the largest value, lowest on ties
     vals = cuda.shared.array(MAX_BLOCK, float32)
     idxs = cuda.shared.array(MAX_BLOCK, int32)
@@ -96,7 +101,7 @@ def block_argmax(value, index):  # (value, index) per thread -> index of the lar
 
 
 if SIMULATOR:
-    @cuda.jit(device=True)
+    @cuda.jit(device=True, inline="always")
     def warp_sum(value):  # simulator stand-in: the warp's lanes add up through shared memory
         buf = cuda.shared.array(MAX_BLOCK, float32)
         t = cuda.threadIdx.x
@@ -109,7 +114,7 @@ if SIMULATOR:
         cuda.syncthreads()
         return total
 
-    @cuda.jit(device=True)
+    @cuda.jit(device=True, inline="always")
     def warp_max(value):
         buf = cuda.shared.array(MAX_BLOCK, float32)
         t = cuda.threadIdx.x
@@ -122,7 +127,7 @@ if SIMULATOR:
         cuda.syncthreads()
         return best
 else:
-    @cuda.jit(device=True)
+    @cuda.jit(device=True, inline="always")
     def warp_sum(value):  # butterfly: after offsets 16, 8, 4, 2, 1 every lane holds the total
         offset = 16
         while offset > 0:
@@ -130,7 +135,7 @@ else:
             offset //= 2
         return value
 
-    @cuda.jit(device=True)
+    @cuda.jit(device=True, inline="always")
     def warp_max(value):
         offset = 16
         while offset > 0:
