@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.tokenizer import (ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerError, bpe,
+import regex
+
+from inference.tokenizer import (ENDOFTEXT, GPT2_ORIGINAL_PATTERN, GPT2_PATTERN, Tokenizer, TokenizerError, bpe,
                                  bytes_to_unicode, count_pieces, train_bpe)
 from text_corpus import RUST_SAMPLE, varied_text
 
@@ -33,6 +35,16 @@ def trained(varied):
     """A vocabulary learned from the varied corpus itself, so CJK, emoji and
     combining marks get merges of their own (the shipped one is mostly Rust)."""
     return train_bpe(count_pieces([varied]), n_merges=1500)
+
+
+def test_our_pattern_splits_exactly_as_gpt2s_original(varied):
+    assert regex.findall(GPT2_PATTERN, varied) == regex.findall(GPT2_ORIGINAL_PATTERN, varied)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(" \t\n\r'sdmtlvreSDMTLVRE0123456789aZ_é日😀.,;:!?()\u0301\u00a0"))))
+def test_our_pattern_splits_as_gpt2s_original_on_tricky_text(text):
+    assert regex.findall(GPT2_PATTERN, text) == regex.findall(GPT2_ORIGINAL_PATTERN, text)
 
 
 def test_bytes_to_unicode_is_a_bijection_onto_printable_chars():
