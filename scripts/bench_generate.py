@@ -1,0 +1,126 @@
+"""Prefill and decode speed, batch 1, greedy: our backends beside PyTorch.
+
+    python scripts/bench_generate.py [--model data/claude-rust-small] [--new-tokens 256] [--device cpu]
+
+Prefill: one forward pass over a `--prompt-tokens` prompt (tokens/s).
+Decode: then `--new-tokens` greedy steps against the KV cache (tokens/s),
+capped so prompt + new tokens fit the context. Our figure comes from the
+backend's session (model step + sampling, as the server runs it). When torch
+and transformers are installed, the same weights run in Hugging Face
+transformers (PyTorch eager): `generate()` as people call it, and a plain
+loop over the model with its KV cache (past_key_values). The greedy tokens
+must be identical. Best of `--repeat` runs.
+"""
+
+import argparse
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from inference import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ours(model, prompt, n_new):
+    session = model.new_session()
+    t0 = time.perf_counter()
+    token = session.step(prompt, 0.0, 0, 1.0, coin=0.5)
+    t1 = time.perf_counter()
+    tokens = [token]
+    for _ in range(n_new - 1):
+        tokens.append(session.step([tokens[-1]], 0.0, 0, 1.0, coin=0.5))
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
+def torch_loop(hf, torch, prompt, n_new):
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = hf(torch.tensor([prompt]), use_cache=True)
+        token = int(out.logits[0, -1].argmax())
+        t1 = time.perf_counter()
+        tokens, past = [token], out.past_key_values
+        for _ in range(n_new - 1):
+            out = hf(torch.tensor([[tokens[-1]]]), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            tokens.append(int(out.logits[0, -1].argmax()))
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
+def torch_generate(hf, torch, prompt, n_new):
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                          max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False, pad_token_id=0)
+        t1 = time.perf_counter()
+    return None, t1 - t0, out[0, len(prompt):].tolist()
+
+
+def best(fn, repeat):
+    runs = [fn() for _ in range(repeat)]
+    prefill = min((r[0] for r in runs if r[0] is not None), default=None)
+    return prefill, min(r[1] for r in runs), runs[0][2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--prompt-tokens", type=int, default=0, help="0: half the context")
+    ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    model = load_model(args.model, device=args.device)
+    n_ctx = model.config.n_ctx
+    sample = (ROOT / "tests" / "data" / "rust_sample.rs").read_text(encoding="utf-8")
+    prompt_tokens = args.prompt_tokens or n_ctx // 2
+    prompt = model.tokenizer.encode(sample)[:prompt_tokens]
+    n_new = min(args.new_tokens, n_ctx - len(prompt))  # prompt + new tokens must fit the context
+    decode_prompt = prompt[:8]
+    n_decode = min(args.new_tokens, n_ctx - len(decode_prompt))
+
+    rows = []
+    p, _, _ = best(lambda: ours(model, prompt, 1), args.repeat)
+    _, d, our_tokens = best(lambda: ours(model, decode_prompt, n_decode), args.repeat)
+    rows.append((f"inference ({model.device})", len(prompt) / p, (n_decode - 1) / d))
+    same = None
+    try:
+        import torch
+        import transformers
+        transformers.logging.set_verbosity_error()
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        hf = transformers.GPT2LMHeadModel.from_pretrained(args.model).eval()
+        p, _, _ = best(lambda: torch_loop(hf, torch, prompt, 1), args.repeat)
+        _, d, loop_tokens = best(lambda: torch_loop(hf, torch, decode_prompt, n_decode), args.repeat)
+        rows.append(("PyTorch eager, KV-cache loop", len(prompt) / p, (n_decode - 1) / d))
+        _, d, gen_tokens = best(lambda: torch_generate(hf, torch, decode_prompt, n_decode), args.repeat)
+        rows.append(("PyTorch eager, HF generate()", None, n_decode / d))
+        same = our_tokens == loop_tokens == gen_tokens
+        threads = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        threads = "torch/transformers not installed: no comparison"
+
+    print(f"model {model.name}: {model.config.n_layer} layers, n_embd {model.config.n_embd}, n_ctx {n_ctx}; "
+          f"{platform.machine()}, {threads}, numpy {np.__version__}")
+    print(f"prefill: {len(prompt)} prompt tokens; decode: {n_decode} new tokens after an {len(decode_prompt)}-token "
+          f"prompt; greedy, batch 1, best of {args.repeat}")
+    print(f"| {'backend':<30} | prefill tok/s | decode tok/s | decode vs ours |")
+    print(f"| {'-' * 30} | ------------- | ------------ | -------------- |")
+    for name, pre, dec in rows:
+        pre_s = f"{pre:13,.0f}" if pre else f"{'-':>13}"
+        print(f"| {name:<30} | {pre_s} | {dec:12,.0f} | {dec / rows[0][2]:13.2f}x |")
+    if same is not None:
+        print(f"identical greedy tokens: {same}")
+        if len(rows) > 1:
+            print(f"our decode / PyTorch eager decode: {rows[0][2] / rows[1][2]:.2f}x (loop), "
+                  f"{rows[0][2] / rows[2][2]:.2f}x (generate)")
+
+
+if __name__ == "__main__":
+    main()

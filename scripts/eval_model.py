@@ -1,0 +1,83 @@
+"""Bits per byte of a model on the validation split, beside gzip -9 and xz -9e.
+
+    python scripts/eval_model.py [--model data/claude-rust-small] [--text corpus/val-000.txt]
+
+The model is run by the NumPy reference (inference.reference), not PyTorch.
+The text is encoded with "<|endoftext|>" as the special token it is; an
+<|endoftext|> is prepended as the first context, and every token of the
+text is scored. Windows of n_ctx tokens slide by half a window, and each
+token is scored once, in the first window where it has at least half a
+window of context (or all there is, at the start). Bits per byte = total
+-log2 p(token) / bytes of the text file: the same bytes gzip and xz see.
+"""
+
+import argparse
+import gzip
+import lzma
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inference import load_model
+from inference.tokenizer import ENDOFTEXT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log_probs_of_targets(logits, targets):  # [T, V], [T] -> [T] natural-log probabilities (float64)
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return z[np.arange(len(targets)), targets] - log_norm
+
+
+def model_bits(model, ids, stride):
+    """Total -log2 p over ids[1:], each predicted from up to n_ctx - 1 earlier tokens."""
+    n_ctx, total, scored_until = model.config.n_ctx, 0.0, 1  # ids[0] is the <|endoftext|> context
+    for start in range(0, len(ids) - 1, stride):
+        window = ids[start:start + n_ctx + 1]  # n_ctx inputs, each predicting the next
+        logp = log_probs_of_targets(model.forward(window[:-1]), np.asarray(window[1:]))
+        first = scored_until - (start + 1)  # targets before this index were scored by an earlier window
+        total -= logp[first:].sum() / math.log(2)
+        scored_until = start + len(window)
+        if scored_until >= len(ids):
+            break
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
+    ap.add_argument("--text", type=Path, default=ROOT / "corpus" / "val-000.txt")
+    ap.add_argument("--max-bytes", type=int, default=0, help="evaluate only the first N bytes (0: all)")
+    args = ap.parse_args()
+
+    data = args.text.read_bytes()
+    if args.max_bytes:
+        data = data[:args.max_bytes].decode("utf-8", errors="ignore").encode("utf-8")
+    model = load_model(args.model, device="cpu")
+    eot = model.tokenizer.special_tokens[ENDOFTEXT]
+    ids = [eot] + model.tokenizer.encode(data.decode("utf-8"), allowed_special={ENDOFTEXT})
+    t0 = time.perf_counter()
+    bits = model_bits(model, ids, stride=model.config.n_ctx // 2)
+    seconds = time.perf_counter() - t0
+
+    rows = [
+        (f"{model.name} (NumPy reference)", bits / len(data)),
+        ("gzip -9", 8 * len(gzip.compress(data, compresslevel=9)) / len(data)),
+        ("xz -9e", 8 * len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) / len(data)),
+    ]
+    print(f"text: {args.text.name}, {len(data):,} bytes, {len(ids) - 1:,} tokens "
+          f"({len(data) / (len(ids) - 1):.2f} bytes/token); model pass {seconds:.0f}s on "
+          f"{platform.machine()}, Python {platform.python_version()}")
+    print(f"| {'method':<34} | bits per byte |")
+    print(f"| {'-' * 34} | ------------- |")
+    for name, bpb in rows:
+        print(f"| {name:<34} | {bpb:13.3f} |")
+
+
+if __name__ == "__main__":
+    main()
