@@ -337,9 +337,14 @@ def test_every_route_and_error_code_is_in_the_openapi_description(server, tiny_m
 
 # -------------------------------------------------------------- command line
 
+def without_simulator():
+    """The server as a user starts it: Numba's CUDA simulator is a test tool, not a GPU."""
+    return {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+
+
 def run_server(*args, timeout=20):
     return subprocess.run([sys.executable, "-m", "inference.server", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=without_simulator())
 
 
 def test_help():
@@ -363,8 +368,8 @@ def test_a_corrupt_model_stops_start_up(tiny_model_dir, tmp_path):
 
 
 def test_device_cuda_without_a_gpu_stops_start_up(tiny_model_dir):
-    from inference.backends import cuda_available
-    if cuda_available():
+    from inference.backends import real_gpu_available
+    if real_gpu_available():
         pytest.skip("this machine has a GPU")
     result = run_server("--model", str(tiny_model_dir), "--device", "cuda")
     assert result.returncode == 1 and "no usable CUDA GPU" in result.stderr
@@ -374,10 +379,9 @@ def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir),
                              "--port", str(port), "--device", "auto"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=without_simulator())
     try:
         line = proc.stderr.readline()
         assert f"serving tiny-random on http://127.0.0.1:{port} (device cpu)" in line, line
