@@ -81,7 +81,6 @@ def main():
     sample = (ROOT / "tests" / "data" / "rust_sample.rs").read_text(encoding="utf-8")
     prompt_tokens = args.prompt_tokens or n_ctx // 2
     prompt = model.tokenizer.encode(sample)[:prompt_tokens]
-    n_new = min(args.new_tokens, n_ctx - len(prompt))  # prompt + new tokens must fit the context
     decode_prompt = prompt[:8]
     n_decode = min(args.new_tokens, n_ctx - len(decode_prompt))
 

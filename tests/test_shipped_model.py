@@ -1,0 +1,44 @@
+"""The shipped model: loads with our code and, unchanged, with Hugging Face
+transformers (same logits), is small, float32, and writes plausible Rust."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import Settings, generate, load_model
+from inference.server import DEFAULT_MODEL
+
+MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL)
+
+
+def test_it_is_the_server_default_and_small():
+    assert DEFAULT_MODEL == MODEL
+    size = sum(f.stat().st_size for f in MODEL.iterdir() if f.is_file())
+    assert size < 25 * 2**20, f"{size / 2**20:.1f} MB"
+    config = json.loads((MODEL / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["torch_dtype"] == "float32"
+
+
+def test_transformers_loads_it_unchanged_and_agrees(model):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(MODEL).eval()
+    ids = model.tokenizer.encode((Path(__file__).parent / "data" / "rust_sample.rs").read_text())[:model.config.n_ctx]
+    with torch.no_grad():
+        want = hf(torch.tensor([ids])).logits[0].numpy()
+    # float32 both ways in another order of operations; logits are ~1-20 in size
+    np.testing.assert_allclose(model.forward(ids), want, rtol=1e-4, atol=1e-3)
+
+
+def test_greedy_completion_of_fn_main_is_rust(model):
+    text = generate(model, "fn main() {", Settings(max_new_tokens=64, do_sample=False)).text
+    rust_markers = ["let ", ";", "(", ")", "::", "\n    ", "println!", "assert", "fn ", "&", "{", "}"]
+    found = [m for m in rust_markers if m in text]
+    assert len(found) >= 5, f"greedy completion does not look like Rust: {text!r}"
