@@ -5,7 +5,7 @@
 set -u
 port=${1:-8765}
 cd "$(dirname "$0")/.."
-python -m inference.server --port "$port" --device cpu --model "${MODEL:-data/claude-rust-small}" 2>/tmp/inference-curl-examples.log &
+python -m inference.server --port "$port" --device cpu --model "${MODEL:-data/claude-rust-small}" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 50); do curl -s "localhost:$port/health" >/dev/null && break; sleep 0.2; done
@@ -27,7 +27,10 @@ show "-i $u/generate -d '{\"prompt\": \"fn\", \"temperature\": -1}'"
 show "$u/generate -d '{\"prompt\": \"fn\", \"max_new_tokens\": 0}'"
 show "$u/generate -d '{\"prompt\": \"fn\", \"top_p\": 0}'"
 show "$u/generate -d '{\"prompt\": \"fn\", \"stop_sequences\": \"\\n\"}'"
-show "$u/generate -d '{\"prompt\": \"$(printf 'let x = 1; %.0s' $(seq 100))\"}'"
+cd "$(mktemp -d)"  # two request bodies too big to show on the command line
+python -c 'import json; print(json.dumps({"prompt": "let x = 1;\n" * 100}))' > long_prompt.json
+python -c 'import json; print(json.dumps({"prompt": "x" * 2000000}))' > huge_body.json
+show "$u/generate -d @long_prompt.json"
 show "$u/generate -d '{\"prompt\": 42}'"
 show "$u/generate -d '{\"promt\": \"fn\"}'"
 show "$u/generate -d '{not json'"
@@ -36,4 +39,4 @@ show "$u/detokenize -d '{\"ids\": [1, 99999]}'"
 show "$u/generate -d '{\"prompt\": \"fn\", \"model\": \"gpt-4\"}'"
 show "-i $u/generate"
 show "$u/nope"
-show "-i $u/generate -H 'Content-Type: application/json' --data-binary @<(python -c 'print(\"{\\\"prompt\\\": \\\"\" + \"x\" * 2000000 + \"\\\"}\")')"
+show "-i $u/generate --data-binary @huge_body.json"
