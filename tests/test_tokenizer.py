@@ -47,6 +47,23 @@ def test_our_pattern_splits_as_gpt2s_original_on_tricky_text(text):
     assert regex.findall(GPT2_PATTERN, text) == regex.findall(GPT2_ORIGINAL_PATTERN, text)
 
 
+ASCII_AND_FRIENDS = [chr(i) for i in range(128)] + list("é日😀\u0301\u00a0\u0085\u2028\u3000½²")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(ASCII_AND_FRIENDS)), st.integers(1, 40))
+def test_ascii_fast_path_and_safe_cuts_split_as_the_unicode_pattern(shipped_tokenizer, text, block):
+    assert shipped_tokenizer.pre_tokenize(text, block=block) == regex.findall(GPT2_PATTERN, text)
+
+
+def test_ascii_pattern_splits_as_the_unicode_one(varied):
+    import re
+    from inference.tokenizer import ASCII_PATTERN
+    ascii_text = varied.encode("ascii", "ignore").decode() + "".join(map(chr, range(128))) * 3
+    assert re.findall(ASCII_PATTERN, ascii_text) == regex.findall(GPT2_PATTERN, ascii_text)
+    assert Tokenizer.from_dir  # the pre_tokenize path on long mixed text is covered by the tiktoken parity tests
+
+
 def test_bytes_to_unicode_is_a_bijection_onto_printable_chars():
     table = bytes_to_unicode()
     assert sorted(table) == list(range(256))
