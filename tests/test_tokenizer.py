@@ -61,7 +61,6 @@ def test_ascii_pattern_splits_as_the_unicode_one(varied):
     from inference.tokenizer import ASCII_PATTERN
     ascii_text = varied.encode("ascii", "ignore").decode() + "".join(map(chr, range(128))) * 3
     assert re.findall(ASCII_PATTERN, ascii_text) == regex.findall(GPT2_PATTERN, ascii_text)
-    assert Tokenizer.from_dir  # the pre_tokenize path on long mixed text is covered by the tiktoken parity tests
 
 
 def test_bytes_to_unicode_is_a_bijection_onto_printable_chars():
