@@ -73,10 +73,11 @@ def main():
     print(f"text: {args.text.name}, {len(data):,} bytes, {len(ids) - 1:,} tokens "
           f"({len(data) / (len(ids) - 1):.2f} bytes/token); model pass {seconds:.0f}s on "
           f"{platform.machine()}, Python {platform.python_version()}")
-    print(f"| {'method':<34} | bits per byte |")
-    print(f"| {'-' * 34} | ------------- |")
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'method':<{width}} | bits per byte |")
+    print(f"| {'-' * width} | ------------- |")
     for name, bpb in rows:
-        print(f"| {name:<34} | {bpb:13.3f} |")
+        print(f"| {name:<{width}} | {bpb:13.3f} |")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ def linear(x, w, b):  # [T, n_in], [n_in, n_out], [n_out] -> [T, n_out]
 
 
 def gelu(x):  # [...] -> [...]
-    """GELU, tanh approximation (GPT-2's choice)."""
-    return 0.5 * x * (1.0 + np.tanh(GELU_SCALE * (x + 0.044715 * x**3)))
+    """GELU, tanh approximation (GPT-2's choice). x * x * x, not x**3: NumPy
+    computes a float power with the general pow(), many times slower."""
+    return 0.5 * x * (1.0 + np.tanh(GELU_SCALE * (x + 0.044715 * (x * x * x))))
 
 
 def softmax(x):  # [..., N] -> [..., N]
@@ -55,10 +56,11 @@ def causal_mask(n_q, n_k):  # -> [n_q, n_k]
     return np.where(future, -np.inf, 0.0).astype(np.float32)
 
 
-def attention(q, k, v, mask):  # [T, D], [S, D], [S, D], [T, S] -> [T, D]
+def attention(q, k, v, mask):  # [..., T, D], [..., S, D], [..., S, D], [T, S] -> [..., T, D]
     """Scaled dot-product attention: each query takes a weighted mean of the
-    values, weighted by softmax(q . k / sqrt(D))."""
-    scores = q @ k.T / math.sqrt(q.shape[-1]) + mask
+    values, weighted by softmax(q . k / sqrt(D)). Leading axes (heads) are
+    independent: NumPy's matmul runs them all in one call."""
+    scores = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]) + mask
     return softmax(scores) @ v
 
 
@@ -83,9 +85,8 @@ def self_attention(x, c_attn, c_proj, n_head, cache_k, cache_v, start):
     qh = split_heads(q, n_head)  # [H, T, D]
     kh = split_heads(cache_k[:S], n_head)  # [H, S, D]
     vh = split_heads(cache_v[:S], n_head)
-    mask = causal_mask(T, S)
-    heads = [attention(qh[h], kh[h], vh[h], mask) for h in range(n_head)]
-    return linear(merge_heads(np.stack(heads)), **c_proj)
+    heads = attention(qh, kh, vh, causal_mask(T, S))  # [H, T, D], every head at once
+    return linear(merge_heads(heads), **c_proj)
 
 
 def mlp(x, c_fc, c_proj):  # [T, C] -> [T, C]
