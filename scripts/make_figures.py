@@ -90,11 +90,12 @@ def matmul_tiles_figure(out, tile=16):
         for bx in range(M // tile):
             ax.add_patch(plt.Rectangle((bx * tile, by * tile), tile, tile, facecolor=colors[by * 4 + bx],
                                        edgecolor="black", lw=1.5))
-            ax.text(bx * tile + tile / 2, by * tile + tile / 2, f"block\n({bx}, {by})", ha="center", va="center")
-    ax.add_patch(plt.Rectangle((1 * tile + 5, 1 * tile + 3), 1, 1, facecolor="crimson"))
-    ax.annotate("thread (tx=5, ty=3) of block (1, 1):\nout[1*16+3, 1*16+5], summed over k\nfrom the x and w tiles "
-                "in shared memory", xy=(tile + 5.5, tile + 3.5), xytext=(34, 42),
-                arrowprops=dict(arrowstyle="->"), fontsize=8)
+            ax.text(bx * tile + tile / 2, by * tile + 4, f"block ({bx}, {by})", ha="center", va="center")
+    ax.add_patch(plt.Rectangle((1 * tile + 5, 1 * tile + 9), 1, 1, facecolor="crimson"))
+    ax.annotate("thread (tx=5, ty=9) of block (1, 1):\nout[1*16+9, 1*16+5], summed over k\nfrom the x and w tiles "
+                "in shared memory", xy=(tile + 5.5, tile + 9.5), xytext=(30, 45),
+                arrowprops=dict(arrowstyle="->"), fontsize=8,
+                bbox=dict(facecolor="white", edgecolor="grey", alpha=0.95))
     for k in range(0, M + 1, 1):
         ax.axvline(k, color="grey", lw=0.1)
     ax.set_xlim(0, M)
