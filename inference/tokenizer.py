@@ -133,9 +133,9 @@ class Tokenizer:
         merged once and remembered; the loop over pieces then runs in C
         (map + chain) instead of in Python."""
         pieces = self.pre_tokenize(text)
+        if len(self._cache) > 200_000:  # bound the memory a long-running server uses;
+            self._cache = {}  # a new dict, not clear(): a concurrent call keeps the one it holds
         cache = self._cache
-        if len(cache) > 200_000:  # bound the memory a long-running server uses
-            cache.clear()
         for piece in set(pieces).difference(cache):
             cache[piece] = self._encode_piece(piece.encode("utf-8"))
         return list(chain.from_iterable(map(cache.__getitem__, pieces)))
