@@ -143,6 +143,7 @@ class Sampler:
     def launch(self, logits, temperature, top_k, top_p, coin):
         # the scan writes sums[block_size]: one slot past the last thread
         threads = min(self.block_size, MAX_BLOCK // 2)
+        top_k = min(top_k, logits.shape[0])  # any k >= V keeps everything; int32 cannot hold all ks
         sample_kernel[1, threads](logits, np.float32(temperature), np.int32(top_k), np.float32(top_p),
                                   np.float32(coin), self.weights, self.bits, self.out)
         return self.out
