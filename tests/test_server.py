@@ -143,6 +143,13 @@ def test_generate_stop_sequence_and_empty_prompt(server):
     assert cut["finish_reason"] == "stop" and free["text"].startswith(cut["text"] + stop)
 
 
+def test_extreme_but_valid_values_are_served(server):
+    for extra in ({"top_k": 10**30}, {"temperature": 1e30}, {"temperature": 1e-30}, {"top_p": 1e-9},
+                  {"seed": 2**63 - 1}, {"prompt": "\ud83e\udd80 <|endoftext|> \u0000"}):
+        status, _, body = server.post("/generate", {"prompt": "fn", "max_new_tokens": 3, **extra})
+        assert status == 200 and body["generated_tokens"] <= 3, (extra, body)
+
+
 def test_stream_joins_to_the_same_text_as_generate(server):
     for seed in range(6):
         request = {"prompt": "let x = ", "max_new_tokens": 25, "seed": seed, "temperature": 1.0,
