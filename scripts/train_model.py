@@ -2,7 +2,7 @@
 
     pip install -e .[train]
     python scripts/train_model.py --corpus corpus --tokenizer data/claude-rust-small \
-        --out runs/rust-small --minutes 60
+        --out runs/rust-small
     python scripts/train_model.py ... --resume          # continue from runs/rust-small/ckpt.pt
     python scripts/train_model.py ... --export-only     # write data/claude-rust-small from the checkpoint
 
@@ -133,14 +133,14 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path, default=Path("data/claude-rust-small"))
     ap.add_argument("--out", type=Path, default=Path("runs/rust-small"))
     ap.add_argument("--export", type=Path, default=Path("data/claude-rust-small"))
-    ap.add_argument("--n-layer", type=int, default=6)
+    ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-head", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--n-ctx", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--tokens", type=float, default=12e6, help="tokens the schedule spans")
+    ap.add_argument("--tokens", type=float, default=18e6, help="tokens the schedule spans")
     ap.add_argument("--minutes", type=float, default=1e9, help="stop (and export) after this long")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
