@@ -16,6 +16,7 @@ a checkpoint every `--ckpt-minutes`, and a loss log (loss.csv) for the card.
 import argparse
 import csv
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -176,6 +177,8 @@ def main() -> None:
 
     def export():
         save_checkpoint(args.export, config, model.hf_tensors(), tokenizer, eos_token_id=eos)
+        if (args.out / "loss.csv").is_file():  # the model card's loss curve is drawn from it
+            shutil.copy(args.out / "loss.csv", args.export / "loss.csv")
         print(f"exported {sum(p.numel() for p in model.parameters()):,} parameters to {args.export}")
 
     if args.export_only:
