@@ -93,6 +93,8 @@ def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Ite
     eos = tokenizer.special_tokens.get(ENDOFTEXT)
     if settings.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {settings.max_new_tokens}")
+    if not prompt_ids and eos is None:
+        raise ValueError(f"an empty prompt starts from {ENDOFTEXT}, which this tokenizer does not have")
     feed = list(prompt_ids) or [eos]  # an empty prompt starts from <|endoftext|>, as GPT-2 does
     if len(feed) >= n_ctx:
         raise PromptTooLong(f"prompt is {len(feed)} tokens; the context holds {n_ctx}, "
