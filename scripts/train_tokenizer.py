@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--merges", type=int, default=3840)
     ap.add_argument("--max-mb", type=float, default=10.0)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--eval", type=Path, help="also print bytes per token on this text (e.g. corpus/val-000.txt)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -43,6 +44,10 @@ def main() -> None:
     t2 = time.perf_counter()
     tok.save(args.out)
     print(f"learned {len(tok.merge_ranks):,} merges in {t2 - t1:.1f}s; vocab size {tok.vocab_size} -> {args.out}")
+    if args.eval:
+        text = args.eval.read_text(encoding="utf-8")
+        ids = tok.encode(text, allowed_special={ENDOFTEXT})
+        print(f"{args.eval.name}: {len(text.encode('utf-8')) / len(ids):.2f} bytes per token")
 
 
 if __name__ == "__main__":
