@@ -9,7 +9,7 @@ never leave the GPU, the sampling kernel picks the token there.
 import numpy as np
 from numba import cuda
 
-from ..kernels.attention import attention, store_kv
+from ..kernels.attention import MAX_CONTEXT, attention, store_kv
 from ..kernels.embedding import embedding
 from ..kernels.gelu import gelu
 from ..kernels.layernorm import layer_norm
@@ -31,8 +31,8 @@ class CudaModel:
 
     def __init__(self, config, params, tokenizer, name):
         self.config, self.tokenizer, self.name = config, tokenizer, name
-        if config.n_ctx > 1024:
-            raise ValueError(f"the CUDA backend supports contexts up to 1024 positions, not {config.n_ctx}")
+        if config.n_ctx > MAX_CONTEXT:  # the decode attention kernel keeps a row of scores in shared memory
+            raise ValueError(f"the CUDA backend supports contexts up to {MAX_CONTEXT} positions, not {config.n_ctx}")
         self.params = upload(params)
         self.params["wte_t"] = cuda.to_device(np.ascontiguousarray(params["wte"].T))  # [C, V] for the LM head
         self.params["no_bias"] = cuda.to_device(np.zeros(config.vocab_size, dtype=np.float32))
