@@ -1,65 +1,68 @@
-"""Compile-only check: every kernel compiles for sm_90 (Hopper) with the CUDA
-toolkit's NVVM, and its PTX has no float64 instruction. Needs no GPU (tox -e
-ptx installs the toolkit from pip); the simulator cannot run it, since it
-never compiles anything."""
+"""Compile-only checks, no GPU needed (`tox -e ptx` installs the CUDA toolkit
+from pip): every kernel compiles for sm_90 (Hopper) with NVVM, its PTX has no
+float64 instruction, and assembled to machine code with nvJitLink it fits the
+blocks its launcher asks for (registers and shared memory), without spilling
+registers. The simulator cannot check any of this: it never compiles."""
 
 import re
 
 import pytest
-from numba import config, float32, int32, int64
+from numba import config
+
+from inference.kernels import catalog
 
 pytestmark = [
     pytest.mark.compile_only,
     pytest.mark.skipif(bool(config.ENABLE_CUDASIM), reason="the simulator compiles nothing: run `tox -e ptx`"),
 ]
 
-F1, F2, FA = float32[::1], float32[:, ::1], float32[:, :]  # C-contiguous 1-d, 2-d; any-layout 2-d (a slice)
-I1 = int32[::1]
+HOPPER = (9, 0)
+KERNELS = catalog.kernels()
+_ptx = {}
 
 
-def kernels():
-    from inference.kernels import attention, embedding, gelu, layernorm, matmul, sampling, softmax
-    return {
-        "layer_norm_v1": (layernorm.layer_norm_v1_kernel, (F2, F1, F1, float32, F2)),
-        "layer_norm_v2": (layernorm.layer_norm_v2_kernel, (F2, F1, F1, float32, F2)),
-        "layer_norm_v3": (layernorm.layer_norm_v3_kernel, (F2, F1, F1, float32, F2)),
-        "gelu_v1": (gelu.gelu_v1_kernel, (F1, F1)),
-        "gelu_v2": (gelu.gelu_v2_kernel, (F1, F1)),
-        "softmax_v1": (softmax.softmax_v1_kernel, (F2, F2)),
-        "softmax_v2": (softmax.softmax_v2_kernel, (F2, F2)),
-        "softmax_v3": (softmax.softmax_v3_kernel, (F2, F2)),
-        "linear_v1": (matmul.linear_v1_kernel, (F2, F2, F1, F2, F2)),
-        "linear_v2": (matmul.linear_v2_kernel, (F2, F2, F1, F2, F2)),
-        "linear_v3": (matmul.linear_v3_kernel, (F2, F2, F1, F2, F2)),
-        "store_kv": (attention.store_kv_kernel, (F2, F2, F2, int64)),
-        "attention_v1": (attention.attention_v1_kernel, (FA, F2, F2, int64, float32, F2)),
-        "attention_v2": (attention.attention_v2_kernel, (FA, F2, F2, int64, float32, F2)),
-        "attention_v3": (attention.attention_v3_kernel, (FA, F2, F2, int64, float32, F2)),
-        "embedding": (embedding.embedding_kernel, (F2, F2, I1, int64, F2)),
-        "sample": (sampling.sample_kernel, (F1, float32, int32, float32, float32, F1, I1, I1)),
-    }
+def ptx_of(name):
+    if name not in _ptx:
+        _ptx[name] = catalog.compile_ptx(KERNELS[name], HOPPER)
+    return _ptx[name]
 
 
-class Hopper:
-    compute_capability = (9, 0)
-
-
-@pytest.fixture(autouse=True)
-def no_gpu_needed(monkeypatch):
-    """numba-cuda compiles device functions for the current GPU's compute
-    capability; with no GPU there is none to ask, so we answer sm_90."""
-    import numba.cuda.dispatcher as dispatcher
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: Hopper())
-
-
-@pytest.mark.parametrize("name", sorted(kernels()))
+@pytest.mark.parametrize("name", sorted(KERNELS))
 def test_compiles_for_sm90_without_float64(name):
-    from numba import cuda
-    kernel, signature = kernels()[name]
-    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
+    ptx = ptx_of(name)
     assert ".target sm_90" in ptx
     f64 = [line.strip() for line in ptx.splitlines() if re.search(r"\.f64\b", line)]
     assert not f64, f"{name}: float64 in the PTX, e.g. {f64[:3]}"
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_fits_the_largest_block_its_launcher_uses(name):
+    entry = KERNELS[name]
+    used = catalog.assemble(ptx_of(name), HOPPER)
+    assert catalog.fits(used, entry.max_threads), (
+        f"{name}: {used} cannot launch {entry.max_threads} threads per block on sm_90")
+    assert used.spill_stores == used.spill_loads == 0, f"{name} spills registers to local memory: {used}"
+
+
+def test_ptxas_report_is_read_as_written():
+    # The two lines nvJitLink 13.5 writes per kernel, abridged.
+    log = ("ptxas         .     512 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads\n"
+           "info    : used 56 registers, used 1 barriers, 0 stack, 13312 bytes smem, 832 bytes cmem[0]\n")
+    assert catalog.parse_ptxas_log(log) == catalog.Resources(56, 13312, 512, 8, 4)
+    with pytest.raises(ValueError, match="registers"):
+        catalog.parse_ptxas_log("nothing useful")
+
+
+def test_launch_limits():
+    # 56 registers: 1792 per warp, 57,344 for 1024 threads (fits); 80 registers: 81,920 (does not).
+    assert catalog.fits(catalog.Resources(56, 0, 0, 0, 0), 1024)
+    assert not catalog.fits(catalog.Resources(80, 0, 0, 0, 0), 1024)
+    assert catalog.fits(catalog.Resources(80, 0, 0, 0, 0), 256)
+    assert not catalog.fits(catalog.Resources(32, 49 * 1024, 0, 0, 0), 128)  # static shared memory over 48 KB
+    # 128 threads x 32 registers: 16 blocks by threads, 16 by registers -> full occupancy.
+    assert catalog.occupancy(catalog.Resources(32, 0, 0, 0, 0), 128) == 1.0
+    # 80 registers x 256 threads = 20,480 per block: 3 blocks = 768 of 2048 threads.
+    assert catalog.occupancy(catalog.Resources(80, 0, 0, 0, 0), 256) == 768 / 2048
 
 
 def test_every_kernel_is_listed():
@@ -70,5 +73,5 @@ def test_every_kernel_is_listed():
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"inference.kernels.{info.name}")
         found |= {name for name, obj in vars(module).items() if name.endswith("_kernel") and hasattr(obj, "py_func")}
-    listed = {k.py_func.__name__ for k, _ in kernels().values()}
+    listed = {entry.kernel.py_func.__name__ for entry in KERNELS.values()}
     assert found == listed
