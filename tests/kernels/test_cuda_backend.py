@@ -1,6 +1,8 @@
 """End to end: the CUDA backend against the NumPy backend, through load_model,
-the generation loop and the same coins. On a GPU this uses the shipped
-model; under the simulator a tiny random model (every thread is Python)."""
+the generation loop and the same coins, on the shipped model. On a GPU: a
+whole-context prompt, 64 greedy tokens, several sampling seeds. Under the
+simulator (every thread is Python, ~5 s per token of the shipped model) the
+same checks at a few tokens, plus longer runs on a tiny random model."""
 
 from pathlib import Path
 
@@ -13,11 +15,14 @@ from parity import SIMULATOR, assert_close, sizes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "claude-rust-small"
 
+# (prompt length for the logits, new tokens, sampling seeds) per model
+LENGTHS = {
+    "shipped": sizes((2, 2, [7]), ("n_ctx", 64, [1, 2, 3])),
+    "tiny": (6, 4, [7]),
+}
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    if not SIMULATOR:
-        return SHIPPED
+
+def tiny_model_dir(tmp_path_factory):
     from model_helpers import random_tensors
     from inference.checkpoint import save_checkpoint
     from inference.reference.model import GPT2Config
@@ -30,14 +35,17 @@ def model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def models(model_dir):
-    return load_model(model_dir, device="cpu"), load_model(model_dir, device="cuda")
+@pytest.fixture(scope="module", params=sizes(["tiny", "shipped"], ["shipped"]))
+def models(request, tmp_path_factory):
+    path = SHIPPED if request.param == "shipped" else tiny_model_dir(tmp_path_factory)
+    return request.param, load_model(path, device="cpu"), load_model(path, device="cuda")
 
 
 def test_logits_match_over_a_prompt(models):
-    cpu, gpu = models
-    ids = np.random.default_rng(0).integers(0, cpu.config.vocab_size, size=sizes(6, cpu.config.n_ctx))
+    name, cpu, gpu = models
+    T = LENGTHS[name][0]
+    T = cpu.config.n_ctx if T == "n_ctx" else T
+    ids = np.random.default_rng(0).integers(0, cpu.config.vocab_size, size=T)
     assert gpu.device == "cuda"
     assert_close(gpu.forward(ids), cpu.forward(ids), "logits")
 
@@ -47,15 +55,16 @@ def ids_of(model, settings, prompt):
 
 
 def test_greedy_generation_gives_identical_ids(models):
-    cpu, gpu = models
-    settings = Settings(max_new_tokens=sizes(4, 64), do_sample=False)
-    want = ids_of(cpu, settings, "fn main() {")
-    assert ids_of(gpu, settings, "fn main() {") == want
+    name, cpu, gpu = models
+    settings = Settings(max_new_tokens=LENGTHS[name][1], do_sample=False)
+    want = ids_of(cpu, settings, "fn main")
+    assert ids_of(gpu, settings, "fn main") == want
     assert len(want) == settings.max_new_tokens or cpu.tokenizer.special_tokens.get("<|endoftext|>") == want[-1]
 
 
-@pytest.mark.parametrize("seed", sizes([7], [1, 2, 3]))
-def test_seeded_sampling_gives_identical_ids(models, seed):
-    cpu, gpu = models
-    settings = Settings(max_new_tokens=sizes(4, 64), temperature=1.0, top_k=40, top_p=0.9, seed=seed)
-    assert ids_of(gpu, settings, "let") == ids_of(cpu, settings, "let")
+def test_seeded_sampling_gives_identical_ids(models):
+    name, cpu, gpu = models
+    new_tokens, seeds = LENGTHS[name][1:]
+    for seed in seeds:
+        settings = Settings(max_new_tokens=new_tokens, temperature=1.0, top_k=40, top_p=0.9, seed=seed)
+        assert ids_of(gpu, settings, "let") == ids_of(cpu, settings, "let"), f"seed {seed}"
