@@ -6,9 +6,15 @@
 Each kernel version is timed with CUDA events after a warm-up launch
 (median of `--repeat`), at GPT-2-small shapes and larger, and printed as
 ms, GB/s (memory-bound kernels: bytes that must move at least once) or
-TFLOP/s (matmul), beside the same operation in PyTorch (float32, TF32 off)
-and beside a device-to-device copy of the same bytes. Then end-to-end decode
-tokens/s: the CUDA backend, the NumPy backend, and PyTorch on the same weights.
+TFLOP/s (matmul, attention), beside the same operation in PyTorch (float32,
+TF32 off) and beside a device-to-device copy of the same bytes. Then
+end-to-end greedy decode tokens/s on the same weights: the CUDA backend,
+the NumPy backend, and PyTorch (Hugging Face transformers, eager).
+
+    NUMBA_ENABLE_CUDASIM=1 python scripts/bench_kernels.py --smoke
+
+runs every step at tiny sizes under Numba's CUDA simulator (PyTorch on the
+CPU) to check the script itself: its timings mean nothing.
 """
 
 import argparse
@@ -20,172 +26,220 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+SHAPES = {  # full run / --smoke
+    "rows": ([(1024, 768), (8192, 1600), (65536, 1024)], [(5, 40)]),  # N x C
+    "linear": ([(1, 768, 3072), (1, 768, 50257), (1024, 768, 3072), (4096, 1024, 4096)],
+               [(1, 24, 40), (20, 24, 40)]),  # N x K x M
+    "attention": ([(1, 1024, 768, 12), (1024, 1024, 768, 12)], [(1, 9, 16, 2), (6, 6, 16, 2)]),  # T, S, C, H
+    "vocab": ([50257], [300]),
+    "decode": ([(8, None)], [(2, 2)]),  # prompt tokens, new tokens (None: fill the context)
+}
 
-def cuda_ms(fn, repeat):
-    from numba import cuda
-    fn()  # warm-up (and compilation)
-    times = []
-    for _ in range(repeat):
-        start, end = cuda.event(), cuda.event()
-        start.record()
+
+class Timer:
+    """Median milliseconds of `repeat` calls after one warm-up call (which also compiles)."""
+
+    def __init__(self, repeat, torch, torch_device):
+        self.repeat, self.torch, self.torch_device = repeat, torch, torch_device
+
+    def ours(self, fn):
+        from numba import cuda
         fn()
-        end.record()
-        end.synchronize()
-        times.append(cuda.event_elapsed_time(start, end))
-    return float(np.median(times))
+        times = []
+        for _ in range(self.repeat):
+            start, end = cuda.event(), cuda.event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        return float(np.median(times))
 
-
-def torch_ms(torch, fn, repeat):
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+    def pytorch(self, fn):
+        torch = self.torch
         fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return float(np.median(times))
+        times = []
+        for _ in range(self.repeat):
+            if self.torch_device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return float(np.median(times))
 
 
-def row(name, shape, ms, work, unit, torch_time, copy_time):
+def row(name, shape, ms, work, unit, torch_ms, copy_ms):
+    if ms <= 0:  # the simulator's events record no time
+        print(f"| {name} | {shape} | - | - | - | - | - |")
+        return
     rate = work / (ms * 1e-3) / (1e12 if unit == "TFLOP/s" else 1e9)
-    torch_s = f"{torch_time:.4f}" if torch_time else "-"
-    vs_torch = f"{ms / torch_time:.2f}x" if torch_time else "-"
-    copy_s = f"{ms / copy_time:.2f}x" if copy_time else "-"
-    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch_s} | {vs_torch} | {copy_s} |")
+    vs_torch = f"{ms / torch_ms:.2f}x" if torch_ms else "-"
+    vs_copy = f"{ms / copy_ms:.2f}x" if copy_ms and copy_ms > 0 else "-"
+    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch_ms:.4f} | {vs_torch} | {vs_copy} |")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
-    ap.add_argument("--repeat", type=int, default=50)
-    args = ap.parse_args()
+def copy_ms(timer, n_bytes):
+    """A device-to-device copy of n_bytes: the speed limit of a kernel that reads and writes them once."""
+    from numba import cuda
+    src = cuda.device_array(n_bytes // 4, dtype=np.float32)
+    dst = cuda.device_array(n_bytes // 4, dtype=np.float32)
+    return timer.ours(lambda: dst.copy_to_device(src))
 
-    from numba import config, cuda
-    if config.ENABLE_CUDASIM or not cuda.is_available():
-        raise SystemExit("bench_kernels.py times kernels on a CUDA GPU; none is usable here")
-    import torch
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    import torch.nn.functional as F
 
-    from inference.backends.cuda_backend import gpu_name
-    from inference.kernels import attention, gelu, layernorm, matmul, softmax
-    from inference.kernels.sampling import Sampler
-
-    rng = np.random.default_rng(0)
-    dev = torch.device("cuda")
-    print(f"{gpu_name()}; {platform.machine()}; torch {torch.__version__}; TF32 off; median of {args.repeat}")
-
-    def copy_ms(n_bytes):
-        src = cuda.device_array(n_bytes // 4, dtype=np.float32)
-        dst = cuda.device_array(n_bytes // 4, dtype=np.float32)
-        return cuda_ms(lambda: dst.copy_to_device(src), args.repeat)
-
-    big = 1 << 28
-    print(f"device-to-device copy of {big >> 20} MiB: {2 * big / (copy_ms(big) * 1e-3) / 1e9:.0f} GB/s "
-          "(read + write)")
-    print()
-    print("| kernel | shape | ms | rate | PyTorch ms | ours / PyTorch | ours / copy |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-
-    for N, C in [(1024, 768), (8192, 1600), (65536, 1024)]:
+def bench_rows(timer, shapes, rng):  # layer norm, GELU, softmax: memory-bound, one read and one write
+    from numba import cuda
+    F = timer.torch.nn.functional
+    from inference.kernels import gelu, layernorm, softmax
+    for N, C in shapes:
         x = rng.standard_normal((N, C)).astype(np.float32)
         g, b = np.ones(C, np.float32), np.zeros(C, np.float32)
         dx, dg, db, out = cuda.to_device(x), cuda.to_device(g), cuda.to_device(b), cuda.device_array((N, C), np.float32)
-        tx, tg, tb = (torch.from_numpy(a).to(dev) for a in (x, g, b))
-        t = torch_ms(torch, lambda: F.layer_norm(tx, (C,), tg, tb, 1e-5), args.repeat)
-        moved = 2 * x.nbytes
-        c = copy_ms(x.nbytes)
+        tx, tg, tb = (timer.torch.from_numpy(a).to(timer.torch_device) for a in (x, g, b))
+        moved, copy = 2 * x.nbytes, copy_ms(timer, x.nbytes)
+        t = timer.pytorch(lambda: F.layer_norm(tx, (C,), tg, tb, 1e-5))
         for v in layernorm.VERSIONS:
-            ms = cuda_ms(lambda: layernorm.layer_norm(dx, dg, db, 1e-5, out=out, version=v), args.repeat)
-            row(f"layer_norm v{v}", f"{N}x{C}", ms, moved, "GB/s", t, c)
-        t = torch_ms(torch, lambda: F.gelu(tx, approximate="tanh"), args.repeat)
+            ms = timer.ours(lambda: layernorm.layer_norm(dx, dg, db, 1e-5, out=out, version=v))
+            row(f"layer_norm v{v}", f"{N}x{C}", ms, moved, "GB/s", t, copy)
+        t = timer.pytorch(lambda: F.gelu(tx, approximate="tanh"))
         for v in gelu.VERSIONS:
-            ms = cuda_ms(lambda: gelu.gelu(dx, out=out, version=v), args.repeat)
-            row(f"gelu v{v}", f"{N}x{C}", ms, moved, "GB/s", t, c)
-        t = torch_ms(torch, lambda: torch.softmax(tx, dim=-1), args.repeat)
+            ms = timer.ours(lambda: gelu.gelu(dx, out=out, version=v))
+            row(f"gelu v{v}", f"{N}x{C}", ms, moved, "GB/s", t, copy)
+        t = timer.pytorch(lambda: timer.torch.softmax(tx, dim=-1))
         for v in softmax.VERSIONS:
-            ms = cuda_ms(lambda: softmax.softmax(dx, out=out, version=v), args.repeat)
-            row(f"softmax v{v}", f"{N}x{C}", ms, moved, "GB/s", t, c)
+            ms = timer.ours(lambda: softmax.softmax(dx, out=out, version=v))
+            row(f"softmax v{v}", f"{N}x{C}", ms, moved, "GB/s", t, copy)
 
-    for N, K, M in [(1, 768, 3072), (1, 768, 50257), (1024, 768, 3072), (4096, 1024, 4096)]:
+
+def bench_linear(timer, shapes, rng):
+    from numba import cuda
+    from inference.kernels import matmul
+    for N, K, M in shapes:
         x = rng.standard_normal((N, K)).astype(np.float32)
         w = rng.standard_normal((K, M)).astype(np.float32)
         b = rng.standard_normal(M).astype(np.float32)
         dx, dw, db, out = cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), cuda.device_array((N, M), np.float32)
-        tx, tw, tb = (torch.from_numpy(a).to(dev) for a in (x, w, b))
-        t = torch_ms(torch, lambda: torch.addmm(tb, tx, tw), args.repeat)
+        tx, tw, tb = (timer.torch.from_numpy(a).to(timer.torch_device) for a in (x, w, b))
+        t = timer.pytorch(lambda: timer.torch.addmm(tb, tx, tw))
         for v in matmul.VERSIONS:
             if v == 1 and N > 1024:
-                continue  # minutes per launch: the point is made at smaller sizes
-            ms = cuda_ms(lambda: matmul.linear(dx, dw, db, out=out, version=v), args.repeat)
+                continue  # seconds per launch: the point is made at smaller sizes
+            ms = timer.ours(lambda: matmul.linear(dx, dw, db, out=out, version=v))
             row(f"linear v{v}", f"{N}x{K}x{M}", ms, 2 * N * K * M, "TFLOP/s", t, None)
 
-    for T, S, C, H in [(1, 1024, 768, 12), (1024, 1024, 768, 12)]:
-        q, k, v_ = (rng.standard_normal((n, C)).astype(np.float32) for n in (T, S, S))
-        dq, dk, dv, out = cuda.to_device(q), cuda.to_device(k), cuda.to_device(v_), cuda.device_array((T, C), np.float32)
+
+def bench_attention(timer, shapes, rng):
+    from numba import cuda
+    F = timer.torch.nn.functional
+    from inference.kernels import attention
+    for T, S, C, H in shapes:
+        q, k, v = (rng.standard_normal((n, C)).astype(np.float32) for n in (T, S, S))
+        dq, dk, dv, out = cuda.to_device(q), cuda.to_device(k), cuda.to_device(v), cuda.device_array((T, C), np.float32)
         D = C // H
-        tq, tk, tv = (torch.from_numpy(a).to(dev).view(-1, H, D).transpose(0, 1) for a in (q, k, v_))
-        causal = T > 1
-        t = torch_ms(torch, lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal), args.repeat)
-        flops = 4 * H * D * (T * S if T == 1 else T * (T + 1) / 2)
+        tq, tk, tv = (timer.torch.from_numpy(a).to(timer.torch_device).view(-1, H, D).transpose(0, 1) for a in (q, k, v))
+        # T new queries at the end of S positions: PyTorch's is_causal means T == S, so prompts use T == S.
+        t = timer.pytorch(lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=T > 1))
+        pairs = T * S if T == 1 else T * (T + 1) / 2  # (query, key) pairs the causal mask keeps
         for version in attention.VERSIONS:
-            ms = cuda_ms(lambda: attention.attention(dq, dk, dv, H, out=out, version=version), args.repeat)
-            row(f"attention v{version}", f"T={T} S={S} C={C} H={H}", ms, flops, "TFLOP/s", t, None)
+            ms = timer.ours(lambda: attention.attention(dq, dk, dv, H, out=out, version=version))
+            row(f"attention v{version}", f"T={T} S={S} C={C} H={H}", ms, 4 * pairs * D * H, "TFLOP/s", t, None)
 
-    V = 50257
-    logits = cuda.to_device((rng.standard_normal(V) * 3).astype(np.float32))
-    sampler = Sampler(V)
-    tl = torch.from_numpy(logits.copy_to_host()).to(dev)
 
-    def torch_sample():  # the usual PyTorch recipe: sort, cumulative sum, multinomial
-        probs = torch.softmax(tl / 0.7, dim=-1)
-        top, idx = probs.topk(40)
+def bench_sample(timer, V, rng):
+    from numba import cuda
+    from inference.kernels.sampling import Sampler
+    torch = timer.torch
+    logits = (rng.standard_normal(V) * 3).astype(np.float32)
+    dl, tl, sampler = cuda.to_device(logits), torch.from_numpy(logits).to(timer.torch_device), Sampler(V)
+
+    def torch_sample():  # the usual PyTorch recipe: softmax, top-k, cumulative sum, multinomial
+        top, idx = torch.softmax(tl / 0.7, dim=-1).topk(min(40, V))
         keep = top.cumsum(0) - top < 0.9
         return idx[torch.multinomial(top * keep, 1)]
-    t = torch_ms(torch, torch_sample, args.repeat)
-    ms = cuda_ms(lambda: sampler.launch(logits, 0.7, 40, 0.9, 0.5), args.repeat)
+    t = timer.pytorch(torch_sample)
+    ms = timer.ours(lambda: sampler.launch(dl, 0.7, 40, 0.9, 0.5))
     row("sample (T 0.7, top-k 40, top-p 0.9)", f"V={V}", ms, 4 * V, "GB/s", t, None)
 
-    print()
-    decode_speeds(args.model, torch)
 
-
-def decode_speeds(model_dir, torch):
-    """Greedy decode tokens/s on the same weights: CUDA backend, NumPy backend, PyTorch (HF) on the GPU."""
+def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
+    """Greedy decode tokens/s on the same weights: CUDA backend, NumPy backend, PyTorch (HF)."""
     import transformers
 
     from inference import load_model
     rows = []
     for device in ("cuda", "cpu"):
         model = load_model(model_dir, device=device)
-        n_new = model.config.n_ctx - 8
-        prompt = model.tokenizer.encode("fn main() {\n    let")[:8]
+        n_new = new_tokens or model.config.n_ctx - prompt_tokens
+        prompt = model.tokenizer.encode("fn main() {\n    let x = 1;")[:prompt_tokens]
         session = model.new_session()
         token = session.step(prompt, 0.0, 0, 1.0, 0.5)
         t0 = time.perf_counter()
         for _ in range(n_new - 1):
             token = session.step([token], 0.0, 0, 1.0, 0.5)
         rows.append((f"inference, {device} backend", (n_new - 1) / (time.perf_counter() - t0)))
-    hf = transformers.GPT2LMHeadModel.from_pretrained(model_dir).cuda().eval()
+    hf = transformers.GPT2LMHeadModel.from_pretrained(model_dir).to(torch_device).eval()
     with torch.no_grad():
-        out = hf(torch.tensor([prompt]).cuda(), use_cache=True)
+        out = hf(torch.tensor([prompt], device=torch_device), use_cache=True)
         past, token = out.past_key_values, out.logits[0, -1].argmax()
-        torch.cuda.synchronize()
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(n_new - 1):
             out = hf(token.view(1, 1), past_key_values=past, use_cache=True)
             past, token = out.past_key_values, out.logits[0, -1].argmax()
-        torch.cuda.synchronize()
-    rows.append(("PyTorch eager (HF), cuda", (n_new - 1) / (time.perf_counter() - t0)))
-    print(f"greedy decode, batch 1, {model_dir.name}, {n_new - 1} tokens:")
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+    rows.append((f"PyTorch eager (HF), {torch_device.type}", (n_new - 1) / (time.perf_counter() - t0)))
+    print(f"greedy decode, batch 1, {model_dir.name}, {n_new - 1} tokens after a {len(prompt) + 1}-token start:")
     print("| backend | tokens/s |")
     print("| --- | --- |")
     for name, tps in rows:
         print(f"| {name} | {tps:,.0f} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: check the script runs")
+    args = ap.parse_args(argv)
+
+    from numba import config, cuda
+    if not (args.smoke or cuda.is_available()) or (config.ENABLE_CUDASIM and not args.smoke):
+        raise SystemExit("bench_kernels.py times kernels on a CUDA GPU; none is usable here "
+                         "(NUMBA_ENABLE_CUDASIM=1 ... --smoke checks the script under the simulator)")
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    shapes = {name: sizes[1] if args.smoke else sizes[0] for name, sizes in SHAPES.items()}
+    timer = Timer(1 if args.smoke else args.repeat, torch, torch_device)
+    rng = np.random.default_rng(0)
+
+    if config.ENABLE_CUDASIM:
+        print("smoke run under Numba's CUDA simulator: every timing below is meaningless")
+    else:
+        from inference.backends.cuda_backend import gpu_name
+        print(f"{gpu_name()}; {platform.machine()}; torch {torch.__version__} on {torch_device.type}; "
+              f"TF32 off; median of {timer.repeat}")
+    big = 1 << 28 if not args.smoke else 1 << 12
+    ms = copy_ms(timer, big)
+    if ms > 0:
+        print(f"device-to-device copy of {big >> 20} MiB: {2 * big / (ms * 1e-3) / 1e9:.0f} GB/s (read + write)")
+    print()
+    print("| kernel | shape | ms | rate | PyTorch ms | ours / PyTorch | ours / copy |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    bench_rows(timer, shapes["rows"], rng)
+    bench_linear(timer, shapes["linear"], rng)
+    bench_attention(timer, shapes["attention"], rng)
+    bench_sample(timer, shapes["vocab"][0], rng)
+    print()
+    decode_speeds(args.model, torch, torch_device, *shapes["decode"][0])
 
 
 if __name__ == "__main__":

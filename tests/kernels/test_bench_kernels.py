@@ -1,0 +1,29 @@
+"""scripts/bench_kernels.py runs every step (each kernel version beside
+PyTorch, then decode on both backends and in PyTorch) at --smoke sizes: on a
+GPU for real, under the simulator as a check of the script itself."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="the benchmark compares with PyTorch: pip install -e .[train]")
+pytest.importorskip("transformers", reason="the decode comparison runs the weights in transformers")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_kernels.py"
+
+
+def test_smoke_run_prints_every_row(capsys):
+    spec = importlib.util.spec_from_file_location("bench_kernels", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--smoke"])
+    out = capsys.readouterr().out
+    from inference.kernels import attention, gelu, layernorm, matmul, softmax
+    for name, module in [("layer_norm", layernorm), ("gelu", gelu), ("softmax", softmax), ("linear", matmul),
+                         ("attention", attention)]:
+        for v in module.VERSIONS:
+            assert f"| {name} v{v} |" in out
+    assert "| sample (" in out
+    for backend in ("inference, cuda backend", "inference, cpu backend", "PyTorch eager (HF)"):
+        assert f"| {backend}" in out
