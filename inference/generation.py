@@ -24,7 +24,7 @@ from .tokenizer import ENDOFTEXT
 
 @dataclass(frozen=True)
 class Settings:
-    """A request's generation parameters, with API.md's defaults."""
+    """A request's generation parameters, with the API's defaults (docs/api.md)."""
     max_new_tokens: int = 128
     temperature: float = 0.7
     top_k: int = 40

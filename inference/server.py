@@ -1,4 +1,4 @@
-"""The HTTP API of shared/seed/API.md: Bottle routes on a Cheroot WSGI server.
+"""The HTTP API of docs/api.md: Bottle routes on a Cheroot WSGI server.
 
     python -m inference.server [--host 127.0.0.1] [--port 8000] [--model DIR] [--device auto]
 

@@ -134,7 +134,7 @@ class GenerateRequest:
 
 
 def generate_request(body: dict, limits: Limits) -> GenerateRequest:
-    """Check a /generate or /generate_stream body; defaults as in API.md."""
+    """Check a /generate or /generate_stream body; defaults as in docs/api.md."""
     reject_unknown(body, GENERATE_FIELDS)
     defaults = Settings()
     settings = Settings(
