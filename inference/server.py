@@ -26,7 +26,7 @@ from pathlib import Path
 import bottle
 from cheroot import wsgi
 
-from .backends import DeviceError, load_model
+from .backends import DeviceError, load_model, warm_up
 from .checkpoint import CheckpointError
 from .generation import generate_tokens
 from .tokenizer import TokenizerError
@@ -281,6 +281,12 @@ def main(argv=None) -> int:
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
         print(f"error: cannot start the server: {e}", file=sys.stderr)
         return 1
+    try:
+        warm_up_s = warm_up(model)
+    except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
+        print(f"error: cannot start the server: the model failed its warm-up run on {model.device}: {e}",
+              file=sys.stderr)
+        return 1
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
     server = make_server(create_app(model, limits, args.max_pending), args.host, args.port, args.threads, limits)
     try:
@@ -291,7 +297,8 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop_on_signal)
     host, port = server.bind_addr[:2]
-    log.info("serving %s on http://%s:%d (device %s)", model.name, host, port, model.device)
+    log.info("serving %s on http://%s:%d (device %s, warm-up %.2f s)", model.name, host, port, model.device,
+             warm_up_s)
     try:
         server.serve()
     except KeyboardInterrupt:
