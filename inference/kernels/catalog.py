@@ -127,6 +127,7 @@ def parse_ptxas_log(log: str) -> Resources:
 
 # One Hopper (sm_90) multiprocessor, from the CUDA programming guide's table
 # of compute capabilities.
+MAX_THREADS_PER_BLOCK = 1024
 REGISTERS_PER_SM = 65536  # also the most one block may use
 REGISTER_UNIT = 256  # registers are handed to a warp in multiples of this
 MAX_REGISTERS_PER_THREAD = 255
@@ -147,7 +148,7 @@ def registers_per_block(resources: Resources, threads: int) -> int:
 
 def fits(resources: Resources, threads: int) -> bool:
     """Can a block of `threads` threads of this kernel launch at all?"""
-    return (threads <= 1024 and resources.registers <= MAX_REGISTERS_PER_THREAD
+    return (threads <= MAX_THREADS_PER_BLOCK and resources.registers <= MAX_REGISTERS_PER_THREAD
             and registers_per_block(resources, threads) <= REGISTERS_PER_SM
             and resources.shared <= STATIC_SHARED_PER_BLOCK)
 
