@@ -9,11 +9,13 @@ max). Two ways, both used in the kernels:
   any power-of-two block size up to 1024.
 * warp_sum / warp_max: the 32 threads of a warp swap registers directly with
   shuffles (shfl_xor: lane i reads lane i ^ offset), no shared memory and no
-  block-wide barrier. Numba's CUDA simulator has no shuffles, so under the
-  simulator these two are replaced by a shared-memory version with the same
+  block-wide barrier (warp_sum_shuffle, warp_max_shuffle). Numba's CUDA
+  simulator has no shuffles, so under the simulator these two are the
+  shared-memory stand-ins warp_sum_shared / warp_max_shared, with the same
   meaning (every lane gets the warp's total), and the kernels that use them
-  run unchanged. The GPU path is checked by `tox -e gpu` and by the
-  compile-only PTX check.
+  run unchanged. The shuffle versions' own code is run in 32 Python threads
+  with an emulated shfl_xor_sync by tests/kernels/test_warp_shuffle.py, and
+  on a real GPU inside the kernels by `tox -e gpu`.
 
 The device functions are inlined into each kernel (inline="always"): each
 call site then gets its own shared array, and numba-cuda does not have to
@@ -100,45 +102,52 @@ def block_argmax(value, index):  # (value, index) per thread -> index of the lar
     return best
 
 
-if SIMULATOR:
-    @cuda.jit(device=True, inline="always")
-    def warp_sum(value):  # simulator stand-in: the warp's lanes add up through shared memory
-        buf = cuda.shared.array(MAX_BLOCK, float32)
-        t = cuda.threadIdx.x
-        buf[t] = value
-        cuda.syncthreads()
-        first = t - t % WARP
-        total = float32(0)
-        for lane in range(WARP):
-            total += buf[first + lane]
-        cuda.syncthreads()
-        return total
+@cuda.jit(device=True, inline="always")
+def warp_sum_shuffle(value):  # butterfly: after offsets 16, 8, 4, 2, 1 every lane holds the total
+    offset = 16
+    while offset > 0:
+        value += cuda.shfl_xor_sync(0xFFFFFFFF, value, offset)
+        offset //= 2
+    return value
 
-    @cuda.jit(device=True, inline="always")
-    def warp_max(value):
-        buf = cuda.shared.array(MAX_BLOCK, float32)
-        t = cuda.threadIdx.x
-        buf[t] = value
-        cuda.syncthreads()
-        first = t - t % WARP
-        best = buf[first]
-        for lane in range(1, WARP):
-            best = max(best, buf[first + lane])
-        cuda.syncthreads()
-        return best
-else:
-    @cuda.jit(device=True, inline="always")
-    def warp_sum(value):  # butterfly: after offsets 16, 8, 4, 2, 1 every lane holds the total
-        offset = 16
-        while offset > 0:
-            value += cuda.shfl_xor_sync(0xFFFFFFFF, value, offset)
-            offset //= 2
-        return value
 
-    @cuda.jit(device=True, inline="always")
-    def warp_max(value):
-        offset = 16
-        while offset > 0:
-            value = max(value, cuda.shfl_xor_sync(0xFFFFFFFF, value, offset))
-            offset //= 2
-        return value
+@cuda.jit(device=True, inline="always")
+def warp_max_shuffle(value):
+    offset = 16
+    while offset > 0:
+        value = max(value, cuda.shfl_xor_sync(0xFFFFFFFF, value, offset))
+        offset //= 2
+    return value
+
+
+@cuda.jit(device=True, inline="always")
+def warp_sum_shared(value):  # simulator stand-in: the warp's lanes add up through shared memory
+    buf = cuda.shared.array(MAX_BLOCK, float32)
+    t = cuda.threadIdx.x
+    buf[t] = value
+    cuda.syncthreads()
+    first = t - t % WARP
+    total = float32(0)
+    for lane in range(WARP):
+        total += buf[first + lane]
+    cuda.syncthreads()
+    return total
+
+
+@cuda.jit(device=True, inline="always")
+def warp_max_shared(value):
+    buf = cuda.shared.array(MAX_BLOCK, float32)
+    t = cuda.threadIdx.x
+    buf[t] = value
+    cuda.syncthreads()
+    first = t - t % WARP
+    best = buf[first]
+    for lane in range(1, WARP):
+        best = max(best, buf[first + lane])
+    cuda.syncthreads()
+    return best
+
+
+# The kernels call warp_sum / warp_max; the simulator, which has no shuffles, gets the stand-ins.
+warp_sum = warp_sum_shared if SIMULATOR else warp_sum_shuffle
+warp_max = warp_max_shared if SIMULATOR else warp_max_shuffle
