@@ -11,13 +11,13 @@ import pytest
 
 from inference import load_model
 from inference.generation import Settings, generate_tokens
-from parity import SIMULATOR, assert_close, sizes
+from parity import assert_close, sizes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "claude-rust-small"
 
-# (prompt length for the logits, new tokens, sampling seeds) per model
+# (prompt length for the logits (None: the whole context), new tokens, sampling seeds) per model
 LENGTHS = {
-    "shipped": sizes((2, 2, [7]), ("n_ctx", 64, [1, 2, 3])),
+    "shipped": sizes((2, 2, [7]), (None, 64, [1, 2, 3])),
     "tiny": (6, 4, [7]),
 }
 
@@ -43,8 +43,7 @@ def models(request, tmp_path_factory):
 
 def test_logits_match_over_a_prompt(models):
     name, cpu, gpu = models
-    T = LENGTHS[name][0]
-    T = cpu.config.n_ctx if T == "n_ctx" else T
+    T = LENGTHS[name][0] or cpu.config.n_ctx
     ids = np.random.default_rng(0).integers(0, cpu.config.vocab_size, size=T)
     assert gpu.device == "cuda"
     assert_close(gpu.forward(ids), cpu.forward(ids), "logits")
