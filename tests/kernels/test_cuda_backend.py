@@ -1,8 +1,9 @@
 """End to end: the CUDA backend against the NumPy backend, through load_model,
 the generation loop and the same coins, on the shipped model. On a GPU: a
 whole-context prompt, 64 greedy tokens, several sampling seeds. Under the
-simulator (every thread is Python, ~5 s per token of the shipped model) the
-same checks at a few tokens, plus longer runs on a tiny random model."""
+simulator (every thread is Python: ~20 s per step of the shipped model on a
+2-core machine) the same checks at a few tokens, plus longer runs on a tiny
+random model."""
 
 from pathlib import Path
 
