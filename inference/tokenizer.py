@@ -40,6 +40,7 @@ import regex
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?(?:\p{L}++|\p{N}++|[^\s\p{L}\p{N}]++)|\s+(?!\S)|\s+"""
 GPT2_ORIGINAL_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
+CACHE_PIECES, CACHE_CHARS = 200_000, 4_000_000  # the piece cache's bounds
 
 # On pure-ASCII text the same split can be done by Python's own `re`, which
 # is several times faster than `regex` for small classes: in ASCII, \p{L}
@@ -107,6 +108,7 @@ class Tokenizer:
             raise TokenizerError("two tokens share one id")
         self.vocab_size = max(self.decoder) + 1
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._cache_chars = 0
 
     # ----------------------------------------------------------------- encode
 
@@ -133,11 +135,15 @@ class Tokenizer:
         merged once and remembered; the loop over pieces then runs in C
         (map + chain) instead of in Python."""
         pieces = self.pre_tokenize(text)
-        if len(self._cache) > 200_000:  # bound the memory a long-running server uses;
-            self._cache = {}  # a new dict, not clear(): a concurrent call keeps the one it holds
+        # Bound the memory a long-running server spends on the cache, by pieces
+        # and by characters (one piece can be a megabyte). A new dict, not
+        # clear(): a concurrent call keeps the one it holds.
+        if len(self._cache) > CACHE_PIECES or self._cache_chars > CACHE_CHARS:
+            self._cache, self._cache_chars = {}, 0
         cache = self._cache
         for piece in set(pieces).difference(cache):
             cache[piece] = self._encode_piece(piece.encode("utf-8"))
+            self._cache_chars += len(piece)
         return list(chain.from_iterable(map(cache.__getitem__, pieces)))
 
     def pre_tokenize(self, text: str, block: int = 4096) -> list[str]:
@@ -283,18 +289,44 @@ def bpe(piece: bytes, merge_ranks: dict[bytes, int], below: int | None = None) -
 
     >>> bpe(b"aaab", {b"aa": 0, b"ab": 1})
     [b'aa', b'ab']
+
+    The rule is the simple loop "find the best adjacent pair, join it, repeat",
+    but that loop rescans every pair after every merge: O(n^2) for a piece of
+    n bytes, and one piece can be a whole request (a megabyte of spaces is one
+    piece). So the candidate pairs wait in a heap ordered by (rank, position),
+    which gives the same best pair each time, and the parts form a linked
+    list, so a merge touches only its two neighbours: O(n log n).
+
+    parts[i] is the token that starts at byte i (None once it was joined onto
+    its left neighbour); nxt/prv link the live parts. A heap entry goes stale
+    when either of its parts changed; it is skipped when popped (the pair that
+    is there now is checked against the rank the entry carries). `below`
+    ignores merges of that rank or later (used by `Tokenizer.merge_pair`).
     """
-    parts = [piece[i:i + 1] for i in range(len(piece))]
-    while len(parts) > 1:
-        best_rank, best_i = None, -1
-        for i in range(len(parts) - 1):
-            rank = merge_ranks.get(parts[i] + parts[i + 1])
-            if rank is not None and (below is None or rank < below) and (best_rank is None or rank < best_rank):
-                best_rank, best_i = rank, i
-        if best_i < 0:
-            break
-        parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
-    return parts
+    n = len(piece)
+    parts: list[bytes | None] = [piece[i:i + 1] for i in range(n)] + [None]  # a None sentinel at n
+    nxt, prv = list(range(1, n + 2)), list(range(-1, n))
+
+    rank = merge_ranks.get  # joined bytes -> rank, or None
+    if below is not None:
+        rank = lambda joined: r if (r := merge_ranks.get(joined)) is not None and r < below else None  # noqa: E731
+
+    heap = [(r, i) for i in range(n - 1) if (r := rank(piece[i:i + 2])) is not None]
+    heapq.heapify(heap)
+    while heap:
+        r, i = heapq.heappop(heap)
+        left, j = parts[i], nxt[i]
+        if left is None or parts[j] is None or rank(left + parts[j]) != r:
+            continue  # stale: one side was merged away or grew since this entry was pushed
+        parts[i] = left = left + parts[j]
+        parts[j] = None
+        k = nxt[i] = nxt[j]
+        prv[k] = i
+        if parts[k] is not None and (r := rank(left + parts[k])) is not None:
+            heapq.heappush(heap, (r, i))
+        if (p := prv[i]) >= 0 and (r := rank(parts[p] + left)) is not None:
+            heapq.heappush(heap, (r, p))
+    return [part for part in parts if part is not None]
 
 
 class StreamDecoder:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import regex
 
+from conftest import SHIPPED_MODEL
 from inference.tokenizer import (ENDOFTEXT, GPT2_ORIGINAL_PATTERN, GPT2_PATTERN, Tokenizer, TokenizerError, bpe,
                                  bytes_to_unicode, count_pieces, train_bpe)
 from text_corpus import RUST_SAMPLE, varied_text
@@ -143,6 +144,51 @@ def test_bpe_merges_lowest_rank_first_leftmost_on_ties():
     assert bpe(b"abc", ranks) == [b"abc"]
     assert bpe(b"bcab", {b"ab": 1, b"bc": 0}) == [b"bc", b"ab"]
     assert bpe(b"aaa", {b"aa": 0}) == [b"aa", b"a"]
+
+
+class CountingRanks(dict):
+    """Merge ranks that count their lookups: the work BPE does."""
+    lookups = 0
+
+    def get(self, key, default=None):
+        self.lookups += 1
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("char", [" ", "a", "=", "1"])
+def test_bpe_work_grows_as_n_log_n_on_a_run_of_one_character(shipped_tokenizer, char):
+    """One piece can be a whole request (a run of spaces or letters is one
+    piece). Rescanning every pair after every merge is quadratic: 16,000
+    spaces took 20 s. The lookups per byte must stay flat as the run grows."""
+    per_byte = []
+    for n in (1_000, 16_000):
+        ranks = CountingRanks(shipped_tokenizer.merge_ranks)
+        bpe((char * n).encode(), ranks)
+        per_byte.append(ranks.lookups / n)
+    assert per_byte[1] < 6 and per_byte[1] < 1.5 * per_byte[0], per_byte
+
+
+@pytest.mark.parametrize("vocab", ["shipped", "trained"])
+def test_long_runs_match_tiktoken(vocab, shipped_tokenizer, trained):
+    tok = shipped_tokenizer if vocab == "shipped" else trained
+    enc = as_tiktoken(tok)
+    for char in [" ", "a", "=", "1", "\t", "\n", "é", "日"]:
+        for n in (7, 129, 5_003):
+            assert tok.encode(char * n) == enc.encode_ordinary(char * n), (char, n)
+    text = "x = " + "=" * 999 + "  " * 700 + "ab" * 3_001 + "\n" * 300 + "fn"
+    assert tok.encode(text) == enc.encode_ordinary(text)
+
+
+def test_the_piece_cache_is_bounded_in_characters_too(monkeypatch):
+    """A run of a million spaces is one piece: counting pieces alone would let
+    200,000 such requests fill the memory."""
+    import inference.tokenizer
+    monkeypatch.setattr(inference.tokenizer, "CACHE_CHARS", 1_000)
+    tok = Tokenizer.from_dir(SHIPPED_MODEL)
+    tok.encode("a" * 1_500)
+    assert tok._cache_chars == 1_500
+    tok.encode("fn main() {}")
+    assert tok._cache_chars < 20 and max(map(len, tok._cache)) < 10
 
 
 def test_trainer_is_deterministic_and_breaks_ties_by_smallest_pair():
