@@ -64,3 +64,12 @@ def test_top_k_keeps_ties_at_the_boundary():
 def test_the_coin_walks_kept_tokens_in_id_order():
     logits = np.zeros(4, dtype=np.float32)  # uniform
     assert [sample(logits, 1.0, 0, 1.0, c) for c in (0.0, 0.26, 0.51, 0.76, 0.9999)] == [0, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize("temperature", [1e-46, 5e-324, 1e-40, 1e-30])
+def test_a_tiny_temperature_is_greedy(temperature):
+    """1e-46 is 0 as a float32: dividing by it made every weight NaN, and the
+    sampler picked the last id (end-of-text). Tiny means greedy, for every coin."""
+    logits = RNG.standard_normal(300).astype(np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # and no warnings
+        assert {sample(logits, temperature, 40, 0.9, coin) for coin in (0.0, 0.5, 0.999)} == {int(np.argmax(logits))}

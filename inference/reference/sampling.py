@@ -5,6 +5,8 @@ caller from a per-request seeded generator. Given the same coin, any
 implementation of these rules (the CUDA kernel included) picks the same token:
 
 1. temperature == 0 means greedy: the id of the largest logit (lowest id on ties).
+   The temperature is a float32 like everything else, so one too small for a
+   float32 (below 1.4e-45) is 0: greedy, which is what such a value means.
 2. Weights w_i = exp((logit_i - max) / temperature): unnormalized probabilities.
 3. top_k > 0 keeps the tokens whose weight is >= the k-th largest weight
    (ties at the boundary are all kept).
@@ -22,10 +24,11 @@ import numpy as np
 
 
 def sample(logits, temperature, top_k, top_p, coin):  # [V] float32, floats, int, coin in [0, 1) -> id
-    logits = np.asarray(logits, dtype=np.float32)
+    logits, temperature = np.asarray(logits, dtype=np.float32), np.float32(temperature)
     if temperature == 0:
         return int(np.argmax(logits))
-    weights = np.exp((logits - logits.max()) / np.float32(temperature))  # [V], max weight is 1
+    with np.errstate(over="ignore"):  # a tiny temperature sends (logit - max) / t to -inf: weight 0
+        weights = np.exp((logits - logits.max()) / temperature)  # [V], max weight is 1
     kept = top_k_mask(weights, top_k) & top_p_mask(weights, top_k, top_p)
     cumulative = np.cumsum(np.where(kept, weights, np.float32(0)))  # [V], walks in id order
     target = np.float32(coin) * cumulative[-1]

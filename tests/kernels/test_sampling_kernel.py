@@ -46,3 +46,12 @@ def test_greedy_is_argmax_with_the_lowest_id_on_ties(V_):
     logits = RNG.standard_normal(V_).astype(np.float32)
     logits[V_ // 2:] = logits.max() + 1  # a tie for the max: the lowest id wins
     assert sampling_k.sample(device(logits), 0.0, 40, 0.9, 0.5) == int(np.argmax(logits)) == V_ // 2
+
+
+@pytest.mark.parametrize("temperature", [1e-46, 1e-40, 1e-30])
+def test_a_tiny_temperature_is_greedy_as_in_the_reference(temperature):
+    logits = RNG.standard_normal(sizes(300, 50257)).astype(np.float32)
+    best = int(np.argmax(logits))
+    for coin in (0.0, 0.5, 0.999):
+        want = sample(logits, temperature, 40, 0.9, coin)
+        assert sampling_k.sample(device(logits), temperature, 40, 0.9, coin) == want == best
