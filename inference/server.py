@@ -2,11 +2,12 @@
 
     python -m inference.server [--host 127.0.0.1] [--port 8000] [--model DIR] [--device auto]
 
-A request's life: Cheroot's thread pool hands the WSGI call to Bottle; the
-route reads and checks the JSON body (inference.validation), encodes the
-prompt, takes a place in the bounded admission count (or answers 429), then
-waits for the model lock (one generation at a time), runs the generation
-loop and answers JSON, or Server-Sent Events for /generate_stream.
+A request's life: the request gate (inference.http) receives the whole
+request without holding a thread; Cheroot's thread pool hands the WSGI call
+to Bottle; the route reads and checks the JSON body (inference.validation),
+encodes the prompt, takes a place in the bounded admission count (or answers
+429), then waits for the model lock (one generation at a time), runs the
+generation loop and answers JSON, or Server-Sent Events for /generate_stream.
 /health, /tokenize and /detokenize never touch the lock, so they answer
 while a long generation runs.
 """
@@ -15,20 +16,21 @@ import argparse
 import functools
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import bottle
-from cheroot import wsgi
+from cheroot.errors import MaxSizeExceeded
 
 from .backends import DeviceError, load_model, warm_up
 from .checkpoint import CheckpointError
 from .generation import generate_tokens
+from .http import ERROR_TYPES, MAX_HEAD_BYTES, AccessLog, Cors, Server
 from .tokenizer import TokenizerError
 from .validation import (ApiError, Limits, detokenize_request, generate_request, invalid, parse_json_object,
                          tokenize_request)
@@ -40,13 +42,15 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 class Admission:
     """At most `max_pending` generations queued or running; the model itself
-    runs one at a time under `model_lock`."""
+    runs one at a time under `model_lock`. `stopping` is set at shutdown:
+    generations end at their next step."""
 
     def __init__(self, max_pending: int):
         self.max_pending = max_pending
         self.pending = 0
         self._count_lock = threading.Lock()
         self.model_lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def enter(self) -> None:
         with self._count_lock:
@@ -59,6 +63,14 @@ class Admission:
         with self._count_lock:
             self.pending -= 1
 
+    def tokens(self, model, ids, settings):
+        """generate_tokens, under the model lock, ended early if the server stops."""
+        with self.model_lock:
+            for token in generate_tokens(model, ids, settings):
+                if self.stopping.is_set():
+                    raise ApiError(503, "the server is shutting down", "unavailable")
+                yield token
+
 
 def sse(data: str, event: str | None = None) -> bytes:
     """One Server-Sent Event: optional `event:` line, one `data:` line, a blank line."""
@@ -69,18 +81,37 @@ def dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+JSON_TYPES = ("application/json", "application/json; charset=utf-8")
+
+
 def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottle.Bottle:
     app = bottle.Bottle(autojson=True)
     admission = Admission(max_pending)
     tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
+    longest_token = max(map(len, tokenizer.encoder))  # bytes
     app.config["inference.admission"] = admission
 
     def json_body() -> dict:
+        """The request's JSON object. Only application/json: a web page can send
+        any other type (text/plain, forms, or none) to any origin without asking
+        first, so accepting them would let any page run generations here."""
         request = bottle.request
+        media_type = request.content_type.split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise ApiError(415, f"Content-Type must be application/json, got {request.content_type or 'none'}",
+                           "unsupported_media_type")
         if request.content_length > limits.max_body_bytes:
             raise ApiError(413, f"request body is {request.content_length} bytes; the limit is "
                                 f"{limits.max_body_bytes}", "too_large")
-        body = request.body.read(limits.max_body_bytes + 1)
+        try:  # wsgi.input, not Bottle's request.body: Cheroot has already decoded a chunked body
+            body = request.environ["wsgi.input"].read(limits.max_body_bytes + 1)
+        except (MaxSizeExceeded, IOError) as e:
+            if isinstance(e, MaxSizeExceeded) or "Too Large" in str(e):
+                raise ApiError(413, f"request body is over the limit of {limits.max_body_bytes} bytes",
+                               "too_large", {"Connection": "close"}) from None
+            raise
+        except ValueError as e:  # a malformed chunked body; the rest of the connection cannot be parsed
+            raise ApiError(400, f"malformed chunked request body: {e}", "bad_request", {"Connection": "close"}) from None
         if len(body) > limits.max_body_bytes:
             raise ApiError(413, f"request body is over the limit of {limits.max_body_bytes} bytes", "too_large")
         return parse_json_object(body)
@@ -89,10 +120,11 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
         req = generate_request(json_body(), limits)
         if req.model is not None and req.model != model.name:
             raise ApiError(404, f"model {req.model!r} is not loaded; this server serves {model.name!r}", "not_found")
-        ids = tokenizer.encode(req.prompt)
-        if len(ids) >= n_ctx:
-            raise invalid(f"prompt is {len(ids)} tokens; the context holds {n_ctx}, "
-                          f"so a prompt may have at most {n_ctx - 1}")
+        at_least = len(req.prompt.encode("utf-8")) // longest_token  # tokens, known without encoding
+        ids = tokenizer.encode(req.prompt) if at_least < n_ctx else None
+        if ids is None or len(ids) >= n_ctx:
+            count = f"{len(ids)} tokens" if ids is not None else f"at least {at_least} tokens"
+            raise invalid(f"prompt is {count}; the context holds {n_ctx}, so a prompt may have at most {n_ctx - 1}")
         seed = req.settings.seed if req.settings.seed is not None else secrets.randbits(63)
         return ids, replace(req.settings, seed=seed)
 
@@ -122,8 +154,9 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
         ids, settings = prepare_generation()
         admission.enter()
         try:
-            with admission.model_lock:
-                tokens = list(generate_tokens(model, ids, settings))
+            tokens = list(admission.tokens(model, ids, settings))
+        except ApiError:
+            raise
         except Exception as e:
             raise backend_error(e) from e
         finally:
@@ -149,14 +182,16 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
         (GeneratorExit at the yield), which ends the generation."""
         count = 0
         try:
-            with admission.model_lock:
-                try:
-                    for token in generate_tokens(model, ids, settings):
-                        count += 1
-                        yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
-                except Exception as e:
-                    yield sse(dumps(backend_error(e).body()), event="error")
-                    return
+            try:
+                for token in admission.tokens(model, ids, settings):
+                    count += 1
+                    yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
+            except ApiError as e:
+                yield sse(dumps(e.body()), event="error")
+                return
+            except Exception as e:
+                yield sse(dumps(backend_error(e).body()), event="error")
+                return
             yield sse("[DONE]", event="done")
         finally:
             admission.leave()
@@ -165,7 +200,6 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
     def json_error(res: bottle.HTTPError):
         """Bottle's own errors (unknown path, wrong method, crashes) as JSON."""
         bottle.response.content_type = "application/json"
-        types = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         if res.status_code == 404:
             message = f"no such endpoint: {bottle.request.method} {bottle.request.path}"
         elif res.status_code == 405:
@@ -174,7 +208,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
             message = res.body if isinstance(res.body, str) and res.body else res.status_line
             if res.exception is not None:
                 log.error("unhandled error on %s %s: %s", bottle.request.method, bottle.request.path, res.traceback)
-        return dumps({"error": message, "error_type": types.get(res.status_code, "server")})
+        return dumps({"error": message, "error_type": ERROR_TYPES.get(res.status_code, "internal")})
 
     app.default_error_handler = json_error
     return app
@@ -199,83 +233,69 @@ def backend_error(e: Exception) -> ApiError:
     return ApiError(500, f"generation failed: {type(e).__name__}: {e}", "backend")
 
 
-class AccessLog:
-    """WSGI middleware: one line per request when its response is done."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def __call__(self, environ, start_response):
-        start, status = time.perf_counter(), ["-"]
-
-        def record_status(s, headers, exc_info=None):
-            status[0] = s.split(" ", 1)[0]
-            return start_response(s, headers, exc_info)
-
-        body = self.app(environ, record_status)
-
-        def done():
-            log.info("%s %s %s %.1fms tokens=%s", environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
-                     status[0], (time.perf_counter() - start) * 1000, environ.get("inference.tokens", 0))
-        return ClosingIterable(body, done)
-
-
-class ClosingIterable:
-    def __init__(self, body, on_close):
-        self.body, self.on_close = body, on_close
-
-    def __iter__(self):
-        return iter(self.body)
-
-    def close(self):
-        try:
-            if hasattr(self.body, "close"):
-                self.body.close()
-        finally:
-            self.on_close()
-
-
-class FlushingGateway(wsgi.Gateway_10):
-    """Cheroot buffers writes; SSE needs every event on the wire at once."""
-
-    def write(self, chunk):
-        super().write(chunk)
-        self.req.conn.wfile.flush()
-
-
-def make_server(app, host: str, port: int, threads: int, limits: Limits = Limits()) -> wsgi.Server:
-    server = wsgi.Server((host, port), AccessLog(app), numthreads=threads, request_queue_size=64,
-                         timeout=30, shutdown_timeout=2)
-    server.gateway = FlushingGateway
-    server.max_request_body_size = 4 * limits.max_body_bytes  # a backstop for bodies without Content-Length
+def make_server(app, host: str, port: int, threads: int, limits: Limits = Limits(), request_timeout: float = 10.0,
+                cors_origins=()) -> Server:
+    server = Server((host, port), AccessLog(Cors(app, cors_origins)), numthreads=threads, request_queue_size=64,
+                    timeout=30, shutdown_timeout=2, request_timeout=request_timeout)
+    server.max_request_body_size = limits.max_body_bytes
+    server.max_request_header_size = MAX_HEAD_BYTES
     return server
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m inference.server", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    ap.add_argument("--port", type=int, default=8000)
+    ap = argparse.ArgumentParser(prog="python -m inference.server", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: this machine only)")
+    ap.add_argument("--port", type=port_number, default=8000)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
                     help="auto: cuda when a GPU is usable, else cpu")
-    ap.add_argument("--threads", type=int, default=32, help="Cheroot worker threads")
-    ap.add_argument("--max-pending", type=int, default=16,
+    ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
+    ap.add_argument("--max-pending", type=at_least(1), default=16,
                     help="generations queued or running before new ones get 429")
-    ap.add_argument("--max-new-tokens", type=int, default=Limits.max_new_tokens,
+    ap.add_argument("--max-new-tokens", type=at_least(1), default=Limits.max_new_tokens,
                     help="the largest max_new_tokens a request may ask for")
-    ap.add_argument("--max-body-kb", type=int, default=Limits.max_body_bytes // 1024,
+    ap.add_argument("--max-body-kb", type=at_least(1), default=Limits.max_body_bytes // 1024,
                     help="request bodies larger than this get 413")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--request-timeout", type=positive_seconds, default=10.0,
+                    help="seconds a client has to send a whole request (head and body) before a 408")
+    ap.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API; repeatable")
+    ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     return ap.parse_args(argv)
 
 
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free port), got {port}")
+    return port
+
+
+def at_least(low: int):
+    def check(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    check.__name__ = "integer"  # argparse names the type in "invalid integer value"
+    return check
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def stop_on_signal(signum, frame):
-    raise KeyboardInterrupt  # Ctrl-C and SIGTERM: the same clean shutdown
+    raise KeyboardInterrupt  # Ctrl-C and SIGTERM: the same shutdown
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         model = load_model(args.model, args.device)
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
@@ -288,7 +308,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
-    server = make_server(create_app(model, limits, args.max_pending), args.host, args.port, args.threads, limits)
+    app = create_app(model, limits, args.max_pending)
+    server = make_server(app, args.host, args.port, args.threads, limits, args.request_timeout, args.cors_origin)
     try:
         server.prepare()
     except OSError as e:
@@ -304,9 +325,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
-        log.info("shut down")
+        shut_down(server, app.config["inference.admission"])
     return 0
+
+
+SHUTDOWN_SECONDS = 3.0
+
+
+def shut_down(server: Server, admission: Admission) -> None:
+    """Stop listening, end the generations at their next step, and wait a
+    little for the workers. A worker still busy after that (a long request
+    being encoded, say) is abandoned: the process exits all the same."""
+    admission.stopping.set()
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(SHUTDOWN_SECONDS)
+    log.info("shut down")
+    if stopper.is_alive():
+        logging.shutdown()
+        os._exit(0)  # Cheroot's worker threads are not daemons: a normal exit would wait for them
 
 
 if __name__ == "__main__":

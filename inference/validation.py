@@ -39,13 +39,25 @@ class Limits:
 
 def parse_json_object(body: bytes) -> dict:
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=object_without_repeats)
     except UnicodeDecodeError:
         raise invalid("request body is not UTF-8") from None
     except json.JSONDecodeError as e:
         raise invalid(f"request body is not valid JSON: {e}") from None
+    except RecursionError:  # [[[[...]]]]: Python's parser recurses once per level
+        raise invalid("request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise invalid(f"request body must be a JSON object, got {json_type(value)}")
+    return value
+
+
+def object_without_repeats(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; a key given twice is an error (parsers disagree on which one wins)."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise invalid(f"field {repeated!r} appears more than once")
     return value
 
 
@@ -98,6 +110,16 @@ def string(body, name, default=None):
     value = body.get(name, default)
     if not isinstance(value, str):
         raise invalid(f"{name} must be a string, got {json_type(value)}")
+    return unicode_text(name, value)
+
+
+def unicode_text(name: str, value: str) -> str:
+    """JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 text holds."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise invalid(f"{name} is not valid Unicode: a lone surrogate U+{ord(value[e.start]):04X} "
+                      f"at character {e.start}") from None
     return value
 
 
@@ -119,6 +141,7 @@ def stop_sequences(body, limits: Limits) -> tuple[str, ...]:
             raise invalid(f"stop_sequences[{i}] must be a string, got {json_type(s)}")
         if not 1 <= len(s) <= limits.max_stop_length:
             raise invalid(f"stop_sequences[{i}] must be 1 to {limits.max_stop_length} characters, got {len(s)}")
+        unicode_text(f"stop_sequences[{i}]", s)
     return tuple(value)
 
 

@@ -63,7 +63,8 @@ class Client:
     def request(self, method, path, body=None, raw=None, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        conn.request(method, path, body=data, headers=headers or {})
+        headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else headers or {}
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()
         conn.close()
@@ -76,7 +77,7 @@ class Client:
     def stream(self, body):
         """POST /generate_stream and parse the events as an SSE client does."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.request("POST", "/generate_stream", body=json.dumps(body))
+        conn.request("POST", "/generate_stream", body=json.dumps(body), headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
         assert resp.status == 200, resp.read()
         assert resp.getheader("Content-Type") == "text/event-stream; charset=utf-8"
@@ -289,7 +290,8 @@ def test_a_client_that_disconnects_stops_its_generation(tiny_model):
     with serving(slow) as (client, app):
         sock = socket.create_connection(("127.0.0.1", client.port))
         body = json.dumps({"prompt": "a", "max_new_tokens": 150}).encode()
-        sock.sendall(b"POST /generate_stream HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(b"POST /generate_stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         received = b""
         while received.count(b"data:") < 3:
             received += sock.recv(4096)
