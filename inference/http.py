@@ -139,8 +139,9 @@ class PendingRequest:
         self.expects_continue = self.continue_sent = False
 
     def complete(self, buffer: bytearray, max_body: int) -> bool:
-        """Is the whole request here? Also True when more bytes could not
-        help (too long, malformed): a worker answers that from what is here."""
+        """Is the whole request here? Also True when more bytes could not help
+        (too long, a bad Content-Length): a worker answers that from what is
+        here. A malformed chunked body raises MalformedBody."""
         if self.body is None:
             end = buffer.find(b"\r\n\r\n", max(0, self.scanned - 3))
             if end < 0:
@@ -165,18 +166,25 @@ class PendingRequest:
             line_end = buffer.find(b"\r\n", self.chunk)
             if line_end < 0:
                 return len(buffer) - self.chunk > 1024  # no chunk-size line is that long
-            try:
-                size = int(bytes(buffer[self.chunk:line_end]).split(b";")[0].strip(), 16)
-            except ValueError:
-                return True
-            if size < 0 or self.chunked_bytes + size > max_body:
+            size_field = bytes(buffer[self.chunk:line_end]).split(b";")[0].strip()
+            if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
+                raise MalformedBody(f"chunk size {size_field[:20]!r} is not a hexadecimal number")
+            size = int(size_field, 16)
+            if self.chunked_bytes + size > max_body:
                 return True
             if size == 0:  # the last chunk, then trailer lines up to an empty line
                 trailer = line_end + 2
                 return buffer.startswith(b"\r\n", trailer) or buffer.find(b"\r\n\r\n", trailer) >= 0
-            if len(buffer) < line_end + 2 + size + 2:
+            data_end = line_end + 2 + size
+            if len(buffer) < data_end + 2:
                 return False
-            self.chunk, self.chunked_bytes = line_end + 2 + size + 2, self.chunked_bytes + size
+            if buffer[data_end:data_end + 2] != b"\r\n":
+                raise MalformedBody(f"a chunk of {size} bytes is not followed by CRLF")
+            self.chunk, self.chunked_bytes = data_end + 2, self.chunked_bytes + size
+
+
+class MalformedBody(ValueError):
+    pass
 
 
 def head_fields(head: bytes) -> dict[bytes, bytes]:
@@ -212,7 +220,12 @@ class GatedConnectionManager(connections.ConnectionManager):
                 conn.close()
             return
         pending = pending or PendingRequest(time.monotonic() + self.server.request_timeout)
-        if pending.complete(conn.rfile.buffer, self.server.max_request_body_size):
+        try:
+            complete = pending.complete(conn.rfile.buffer, self.server.max_request_body_size)
+        except MalformedBody as e:
+            refuse(conn, 400, f"malformed chunked request body: {e}", pending.started)
+            return
+        if complete:
             self.server.hand_to_worker(conn)
         elif not is_open:
             conn.close()  # the client went away before its request was whole
@@ -236,17 +249,24 @@ class GatedConnectionManager(connections.ConnectionManager):
                 del self.pending[conn]
         for conn, pending in late:
             self._selector.unregister(conn.socket.fileno())
-            body = error_json(408, f"the request was not received in full within {self.server.request_timeout:g} s")
-            send_now(conn, b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                           b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            conn.close()
-            access_log("-", "-", 408, pending.started)
+            refuse(conn, 408, f"the request was not received in full within {self.server.request_timeout:g} s",
+                   pending.started)
         super()._expire(threshold)
 
     def close(self):
         with self.lock:
             self.pending.clear()
         super().close()
+
+
+def refuse(conn, status: int, message: str, started: float) -> None:
+    """The gate's own answer to a request it will not hand on; then it closes."""
+    body = error_json(status, message)
+    reason = {400: "Bad Request", 408: "Request Timeout"}[status]
+    send_now(conn, b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (status, reason.encode(), len(body), body))
+    conn.close()
+    access_log("-", "-", status, started)
 
 
 def send_now(conn, data: bytes) -> bool:
@@ -292,9 +312,9 @@ class JsonErrorRequest(cheroot_server.HTTPRequest):
         except OSError as e:
             if e.args[0] not in errors.socket_errors_to_ignore:
                 raise
-        path = self.path.decode("latin-1", "replace") if isinstance(self.path, bytes) else "-"
-        method = self.method.decode("latin-1", "replace") if isinstance(self.method, bytes) else "-"
-        access_log(method, path, code, self.started)
+        method, path = (getattr(self, name, None) for name in ("method", "path"))  # None if not parsed yet
+        access_log(method.decode("latin-1") if method else "-", path.decode("latin-1") if path else "-", code,
+                   self.started)
 
 
     def explain(self, code: int, message: str) -> str:
@@ -315,8 +335,19 @@ class GatedConnection(cheroot_server.HTTPConnection):
         self.rfile = RequestReader(sock)
 
 
-class FlushingGateway(wsgi.Gateway_10):
-    """Cheroot buffers writes; SSE needs every event on the wire at once."""
+class Gateway(wsgi.Gateway_10):
+    """Cheroot's WSGI gateway, with writes flushed at once (SSE needs every event
+    on the wire as it happens) and the connection closed after a response
+    whose request body was not read to its end: its remaining bytes would be
+    parsed as the next request."""
+
+    def start_response(self, status, headers, exc_info=None):
+        write = super().start_response(status, headers, exc_info)
+        asks_to_close = any(k.lower() == "connection" and v.lower() == "close" for k, v in headers)
+        unread_chunks = self.req.chunked_read and not self.req.rfile.closed
+        if asks_to_close or unread_chunks:
+            self.req.close_connection = True
+        return write
 
     def write(self, chunk):
         super().write(chunk)
@@ -331,7 +362,7 @@ class Server(wsgi.Server):
     def __init__(self, *args, request_timeout: float = 10.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.request_timeout = request_timeout
-        self.gateway = FlushingGateway
+        self.gateway = Gateway
 
     def prepare(self):
         super().prepare()

@@ -246,7 +246,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m inference.server", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: this machine only)")
-    ap.add_argument("--port", type=port_number, default=8000)
+    ap.add_argument("--port", type=port_number, default=8000, help="port to listen on (0: any free one)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
                     help="auto: cuda when a GPU is usable, else cpu")
@@ -261,31 +261,36 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="seconds a client has to send a whole request (head and body) before a 408")
     ap.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API; repeatable")
-    ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                    help="INFO logs one line per request")
     return ap.parse_args(argv)
 
 
 def port_number(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free port), got {port}")
-    return port
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535 (0: any free one), got {text!r}")
+    return int(text)
 
 
 def at_least(low: int):
     def check(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
-    check.__name__ = "integer"  # argparse names the type in "invalid integer value"
     return check
 
 
 def positive_seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -332,7 +337,7 @@ def main(argv=None) -> int:
 SHUTDOWN_SECONDS = 3.0
 
 
-def shut_down(server: Server, admission: Admission) -> None:
+def shut_down(server: Server, admission: Admission, exit_process: bool = True) -> None:
     """Stop listening, end the generations at their next step, and wait a
     little for the workers. A worker still busy after that (a long request
     being encoded, say) is abandoned: the process exits all the same."""
@@ -341,7 +346,7 @@ def shut_down(server: Server, admission: Admission) -> None:
     stopper.start()
     stopper.join(SHUTDOWN_SECONDS)
     log.info("shut down")
-    if stopper.is_alive():
+    if stopper.is_alive() and exit_process:
         logging.shutdown()
         os._exit(0)  # Cheroot's worker threads are not daemons: a normal exit would wait for them
 

@@ -44,9 +44,10 @@ class WrappedModel:
 
 
 @contextmanager
-def serving(model, max_pending=16, limits=LIMITS):
+def serving(model, max_pending=16, limits=LIMITS, **server_options):
     app = create_app(model, limits, max_pending)
-    server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits)
+    server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits, **server_options)
+    app.config["inference.server"] = server
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
