@@ -18,12 +18,15 @@ setup(
         "numba-cuda>=0.20",
         "regex>=2023.0",
         "bottle>=0.12.25",
-        "cheroot>=10.0",
+        "cheroot>=11.0,<12",  # inference/http.py extends its connection manager
         "safetensors>=0.4",
     ],
     extras_require={
         # Everything the test suite imports; torch/transformers tests skip without them.
-        "test": ["pytest>=8", "pytest-cov>=5", "tiktoken>=0.7", "hypothesis>=6.100"],
+        # schemathesis fuzzes from the OpenAPI description (3.2, for the event stream's itemSchema);
+        # playwright drives Debian's Chromium (apt-get install chromium) in the browser tests.
+        "test": ["pytest>=8", "pytest-cov>=5", "tiktoken>=0.7", "hypothesis>=6.100", "schemathesis>=4.20",
+                 "playwright>=1.40"],
         # scripts/train_model.py and the PyTorch comparison benchmarks.
         "train": ["torch>=2.2", "matplotlib>=3.7"],
         # The CUDA 13 toolkit pieces numba-cuda needs: NVVM for compiling (also the

@@ -136,7 +136,10 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
     @app.get("/openapi.json")
     @api
     def openapi():
-        return json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+        spec = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+        spec["components"]["schemas"]["DetokenizeRequest"]["properties"]["ids"]["items"]["maximum"] = \
+            tokenizer.vocab_size - 1  # the loaded model's vocabulary
+        return spec
 
     @app.post("/tokenize")
     @api

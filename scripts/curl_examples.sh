@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Start the server on the shipped model, send every example request of
 # docs/api.md with curl, print each command and its answer, stop the server.
-#   bash scripts/curl_examples.sh [port]
+#   bash scripts/curl_examples.sh [port]        (default 8000, the server's own default)
+# If the server cannot start (the port is taken, say), its error is printed and the script fails.
 set -u
-port=${1:-8765}
+port=${1:-8000}
 cd "$(dirname "$0")/.."
-python -m inference.server --port "$port" --device cpu --model "${MODEL:-data/claude-rust-small}" 2>/dev/null &
+log=$(mktemp)
+python -m inference.server --port "$port" --device cpu --model "${MODEL:-data/claude-rust-small}" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
-for _ in $(seq 50); do curl -s "localhost:$port/health" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 100); do
+  curl -s "localhost:$port/health" >/dev/null && break
+  if ! kill -0 $server 2>/dev/null; then
+    echo "the server did not start:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+curl -s "localhost:$port/health" >/dev/null || { echo "no answer on port $port:" >&2; cat "$log" >&2; exit 1; }
 
 show() {  # show 'curl arguments...': print the command, then its output
   echo "\$ curl $*"
@@ -18,25 +29,30 @@ show() {  # show 'curl arguments...': print the command, then its output
 }
 u="localhost:$port"
 show "$u/health"
-show "$u/tokenize -d '{\"text\": \"fn main() {}\"}'"
-show "$u/detokenize -d '{\"ids\": [626, 2124, 298, 671]}'"
-show "$u/generate -d '{\"prompt\": \"fn main() {\", \"max_new_tokens\": 40, \"do_sample\": false}'"
-show "$u/generate -d '{\"prompt\": \"pub fn parse(input: &str) -> Result<\", \"max_new_tokens\": 60, \"seed\": 7, \"stop_sequences\": [\"\\n\\n\"]}'"
-show "-N $u/generate_stream -d '{\"prompt\": \"let v = vec![\", \"max_new_tokens\": 5, \"do_sample\": false}'"
-show "-i $u/generate -d '{\"prompt\": \"fn\", \"temperature\": -1}'"
-show "$u/generate -d '{\"prompt\": \"fn\", \"max_new_tokens\": 0}'"
-show "$u/generate -d '{\"prompt\": \"fn\", \"top_p\": 0}'"
-show "$u/generate -d '{\"prompt\": \"fn\", \"stop_sequences\": \"\\n\"}'"
+show "$u/tokenize --json '{\"text\": \"fn main() {}\"}'"
+show "$u/detokenize --json '{\"ids\": [626, 2124, 298, 671]}'"
+show "$u/generate --json '{\"prompt\": \"fn main() {\", \"max_new_tokens\": 40, \"do_sample\": false}'"
+show "$u/generate --json '{\"prompt\": \"pub fn parse(input: &str) -> Result<\", \"max_new_tokens\": 60, \"seed\": 7, \"stop_sequences\": [\"\\n\\n\"]}'"
+show "-N $u/generate_stream --json '{\"prompt\": \"let v = vec![\", \"max_new_tokens\": 5, \"do_sample\": false}'"
+show "-i $u/generate --json '{\"prompt\": \"fn\", \"temperature\": -1}'"
+show "$u/generate --json '{\"prompt\": \"fn\", \"max_new_tokens\": 0}'"
+show "$u/generate --json '{\"prompt\": \"fn\", \"top_p\": 0}'"
+show "$u/generate --json '{\"prompt\": \"fn\", \"stop_sequences\": \"\\n\"}'"
 cd "$(mktemp -d)"  # two request bodies too big to show on the command line
 python -c 'import json; print(json.dumps({"prompt": "let x = 1;\n" * 100}))' > long_prompt.json
 python -c 'import json; print(json.dumps({"prompt": "x" * 2000000}))' > huge_body.json
-show "$u/generate -d @long_prompt.json"
-show "$u/generate -d '{\"prompt\": 42}'"
-show "$u/generate -d '{\"promt\": \"fn\"}'"
-show "$u/generate -d '{not json'"
-show "$u/generate -d '[\"fn\"]'"
-show "$u/detokenize -d '{\"ids\": [1, 99999]}'"
-show "$u/generate -d '{\"prompt\": \"fn\", \"model\": \"gpt-4\"}'"
+show "$u/generate --json @long_prompt.json"
+show "$u/generate --json '{\"prompt\": 42}'"
+show "$u/generate --json '{\"promt\": \"fn\"}'"
+show "$u/generate --json '{\"prompt\": \"fn\", \"seed\": 1, \"seed\": 2}'"
+show "$u/generate --json '{\"prompt\": \"\\ud800\"}'"
+show "$u/generate --json '{not json'"
+show "$u/generate --json '[\"fn\"]'"
+show "$u/generate -d '{\"prompt\": \"fn\"}'"
+show "$u/detokenize --json '{\"ids\": [1, 99999]}'"
+show "$u/generate --json '{\"prompt\": \"fn\", \"model\": \"gpt-4\"}'"
 show "-i $u/generate"
 show "$u/nope"
-show "-i $u/generate --data-binary @huge_body.json"
+show "-i $u/generate --json @huge_body.json"
+show "$u/tokenize -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' -d '{\"text\": \"fn\"}'"
+show "-i -X OPTIONS $u/generate -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: POST'"

@@ -60,3 +60,17 @@ def test_it_predicts_rust_far_better_than_chance(model):
     rust = cross_entropy(ids)
     shuffled = cross_entropy(np.random.default_rng(0).permutation(ids))
     assert rust < 3.0 and rust < shuffled - 2.0, (rust, shuffled)
+
+
+def test_the_stream_examples_in_the_docs_are_its_real_answer(model):
+    """openapi.json and tutorial 07 show an SSE answer: it must be what the server sends."""
+    from inference.generation import generate_tokens
+    from inference.server import OPENAPI_FILE, dumps, sse
+    tokens = generate_tokens(model, model.tokenizer.encode("fn main() {"), Settings(max_new_tokens=3, do_sample=False))
+    stream = b"".join(sse(dumps({"token": t.text, "id": t.id, "finish_reason": t.finish_reason})) for t in tokens)
+    stream = (stream + sse("[DONE]", event="done")).decode()
+    spec = json.loads(OPENAPI_FILE.read_text())
+    assert spec["paths"]["/generate_stream"]["post"]["responses"]["200"]["content"]["text/event-stream"]["example"] \
+        == stream
+    tutorial = (MODEL.parent.parent / "docs" / "tutorials" / "07-server.md").read_text()
+    assert "".join(("    " + line if line else "") + "\n" for line in stream.rstrip("\n").split("\n")) in tutorial

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import regex
 
-from conftest import SHIPPED_MODEL
 from inference.tokenizer import (ENDOFTEXT, GPT2_ORIGINAL_PATTERN, GPT2_PATTERN, Tokenizer, TokenizerError, bpe,
                                  bytes_to_unicode, count_pieces, train_bpe)
 from text_corpus import RUST_SAMPLE, varied_text
@@ -179,12 +178,12 @@ def test_long_runs_match_tiktoken(vocab, shipped_tokenizer, trained):
     assert tok.encode(text) == enc.encode_ordinary(text)
 
 
-def test_the_piece_cache_is_bounded_in_characters_too(monkeypatch):
+def test_the_piece_cache_is_bounded_in_characters_too(monkeypatch, shipped_tokenizer):
     """A run of a million spaces is one piece: counting pieces alone would let
     200,000 such requests fill the memory."""
     import inference.tokenizer
     monkeypatch.setattr(inference.tokenizer, "CACHE_CHARS", 1_000)
-    tok = Tokenizer.from_dir(SHIPPED_MODEL)
+    tok = Tokenizer(shipped_tokenizer.encoder, shipped_tokenizer.merge_ranks)  # a cache of its own
     tok.encode("a" * 1_500)
     assert tok._cache_chars == 1_500
     tok.encode("fn main() {}")
