@@ -87,44 +87,66 @@ class PromptTooLong(ValueError):
     pass
 
 
-def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Iterator[Token]:
-    """Yield the generated tokens; the last one carries the finish reason."""
-    tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
+def prompt_feed(prompt_ids: Sequence[int], tokenizer, n_ctx: int) -> list[int]:
+    """The ids the first step feeds: the prompt, or <|endoftext|> for an
+    empty one (as GPT-2 starts), checked to leave room for one new token."""
     eos = tokenizer.special_tokens.get(ENDOFTEXT)
-    if settings.max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {settings.max_new_tokens}")
     if not prompt_ids and eos is None:
         raise ValueError(f"an empty prompt starts from {ENDOFTEXT}, which this tokenizer does not have")
-    feed = list(prompt_ids) or [eos]  # an empty prompt starts from <|endoftext|>, as GPT-2 does
+    feed = list(prompt_ids) or [eos]
     if len(feed) >= n_ctx:
         raise PromptTooLong(f"prompt is {len(feed)} tokens; the context holds {n_ctx}, "
                             f"so a prompt may have at most {n_ctx - 1}")
+    return feed
+
+
+class Finisher:
+    """The finish rules, written once: each new id in, the Token it releases
+    out, with a finish_reason on the last one. Used by generate_tokens here
+    and by the batching engine (inference.engine) alike.
+
+    A request ends on <|endoftext|> ("eos"), on a stop sequence ("stop"),
+    after max_new_tokens or when the context is full ("length")."""
+
+    def __init__(self, tokenizer, settings: "Settings", prompt_length: int, n_ctx: int):
+        if settings.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {settings.max_new_tokens}")
+        self.eos = tokenizer.special_tokens.get(ENDOFTEXT)
+        self.decoder, self.stops = tokenizer.stream_decoder(), StopMatcher(settings.stop_sequences)
+        self.max_new_tokens, self.n_ctx = settings.max_new_tokens, n_ctx
+        self.length, self.generated = prompt_length, 0
+
+    def accept(self, token: int) -> Token:
+        self.length, self.generated = self.length + 1, self.generated + 1
+        if token == self.eos:
+            return self.finish(token, "", "eos")
+        released, stopped = self.stops.push(self.decoder.feed(token))
+        if stopped:
+            return Token(token, released, "stop")
+        if self.generated == self.max_new_tokens or self.length == self.n_ctx:
+            return self.finish(token, released, "length")
+        return Token(token, released)
+
+    def finish(self, token: int, released: str, reason: str) -> Token:
+        """The last token: release what was held back (unless it completes a stop)."""
+        tail, stopped = self.stops.push(self.decoder.flush())
+        if stopped:
+            return Token(token, released + tail, "stop")
+        return Token(token, released + tail + self.stops.flush(), reason)
+
+
+def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Iterator[Token]:
+    """Yield the generated tokens; the last one carries the finish reason."""
+    feed = prompt_feed(prompt_ids, model.tokenizer, model.config.n_ctx)
+    finisher = Finisher(model.tokenizer, settings, len(feed), model.config.n_ctx)
     coins = np.random.default_rng(settings.seed)
     session = model.new_session()
-    decoder, stops = tokenizer.stream_decoder(), StopMatcher(settings.stop_sequences)
-    length = len(feed)
-    for n in range(1, settings.max_new_tokens + 1):
-        token = session.step(feed, *settings.sampling, coin=coins.random(dtype=np.float32))
-        feed, length = [token], length + 1
-        if token == eos:
-            yield finish(token, "", stops, decoder, "eos")
+    while True:
+        token = finisher.accept(session.step(feed, *settings.sampling, coin=coins.random(dtype=np.float32)))
+        yield token
+        if token.finish_reason:
             return
-        released, stopped = stops.push(decoder.feed(token))
-        if stopped:
-            yield Token(token, released, "stop")
-            return
-        if n == settings.max_new_tokens or length == n_ctx:
-            yield finish(token, released, stops, decoder, "length")
-            return
-        yield Token(token, released)
-
-
-def finish(token: int, released: str, stops: StopMatcher, decoder, reason: str) -> Token:
-    """The last token: release what was held back (unless it completes a stop)."""
-    tail, stopped = stops.push(decoder.flush())
-    if stopped:
-        return Token(token, released + tail, "stop")
-    return Token(token, released + tail + stops.flush(), reason)
+        feed = [token.id]
 
 
 @dataclass(frozen=True)

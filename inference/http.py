@@ -349,6 +349,11 @@ class Gateway(wsgi.Gateway_10):
             self.req.close_connection = True
         return write
 
+    def get_environ(self):
+        environ = super().get_environ()
+        environ["inference.socket"] = self.req.conn.socket  # to notice a client that left (server.py)
+        return environ
+
     def write(self, chunk):
         super().write(chunk)
         self.req.conn.wfile.flush()

@@ -5,11 +5,11 @@
 A request's life: the request gate (inference.http) receives the whole
 request without holding a thread; Cheroot's thread pool hands the WSGI call
 to Bottle; the route reads and checks the JSON body (inference.validation),
-encodes the prompt, takes a place in the bounded admission count (or answers
-429), then waits for the model lock (one generation at a time), runs the
-generation loop and answers JSON, or Server-Sent Events for /generate_stream.
-/health, /tokenize and /detokenize never touch the lock, so they answer
-while a long generation runs.
+encodes the prompt and submits it to the engine (inference.engine), which
+runs it beside the others in one batch (or answers 429 when too many wait);
+the route then reads the request's tokens as the engine hands them out and
+answers JSON, or Server-Sent Events for /generate_stream. /health,
+/tokenize and /detokenize never wait for the engine.
 """
 
 import argparse
@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import secrets
+import select
 import signal
+import socket
 import sys
 import threading
 from dataclasses import replace
@@ -29,7 +31,7 @@ from cheroot.errors import MaxSizeExceeded
 
 from .backends import DeviceError, load_model, warm_up
 from .checkpoint import CheckpointError
-from .generation import generate_tokens
+from .engine import Cancelled, Engine
 from .http import ERROR_TYPES, MAX_HEAD_BYTES, AccessLog, Cors, Server
 from .tokenizer import TokenizerError
 from .validation import (ApiError, Limits, detokenize_request, generate_request, invalid, parse_json_object,
@@ -38,38 +40,6 @@ from .validation import (ApiError, Limits, detokenize_request, generate_request,
 log = logging.getLogger("inference.server")
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
-
-
-class Admission:
-    """At most `max_pending` generations queued or running; the model itself
-    runs one at a time under `model_lock`. `stopping` is set at shutdown:
-    generations end at their next step."""
-
-    def __init__(self, max_pending: int):
-        self.max_pending = max_pending
-        self.pending = 0
-        self._count_lock = threading.Lock()
-        self.model_lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def enter(self) -> None:
-        with self._count_lock:
-            if self.pending >= self.max_pending:
-                raise ApiError(429, f"server is busy: {self.pending} generations are queued or running "
-                                    f"(limit {self.max_pending}); retry shortly", "overloaded", {"Retry-After": "1"})
-            self.pending += 1
-
-    def leave(self) -> None:
-        with self._count_lock:
-            self.pending -= 1
-
-    def tokens(self, model, ids, settings):
-        """generate_tokens, under the model lock, ended early if the server stops."""
-        with self.model_lock:
-            for token in generate_tokens(model, ids, settings):
-                if self.stopping.is_set():
-                    raise ApiError(503, "the server is shutting down", "unavailable")
-                yield token
 
 
 def sse(data: str, event: str | None = None) -> bytes:
@@ -84,12 +54,17 @@ def dumps(obj) -> str:
 JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 
 
-def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottle.Bottle:
+CLIENT_POLL_S = 0.05  # how often a non-streaming request checks that its client is still there
+
+
+def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine_options) -> bottle.Bottle:
+    """The routes, and the engine that runs every generation (`engine_options`:
+    max_batch, kv_blocks, block_size, max_step_tokens; see inference.engine)."""
     app = bottle.Bottle(autojson=True)
-    admission = Admission(max_pending)
+    engine = Engine(model, max_waiting=max_pending, **engine_options)
     tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
     longest_token = max(map(len, tokenizer.encoder))  # bytes
-    app.config["inference.admission"] = admission
+    app.config["inference.engine"] = engine
 
     def json_body() -> dict:
         """The request's JSON object. Only application/json: a web page can send
@@ -131,7 +106,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
     @app.get("/health")
     @api
     def health():
-        return {"status": "ok", "model": model.name, "device": model.device}
+        return {"status": "ok", "model": model.name, "device": model.device, **engine.stats()}
 
     @app.get("/openapi.json")
     @api
@@ -155,15 +130,13 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
     @api
     def generate():
         ids, settings = prepare_generation()
-        admission.enter()
+        request = engine.submit(ids, settings)
+        client_gone = connection_closed(bottle.request.environ)
         try:
-            tokens = list(admission.tokens(model, ids, settings))
-        except ApiError:
-            raise
-        except Exception as e:
-            raise backend_error(e) from e
-        finally:
-            admission.leave()
+            tokens = list(request.stream(CLIENT_POLL_S, client_gone))
+        except Cancelled:
+            engine.cancel(request)
+            raise ApiError(499, "the client went away", "cancelled") from None  # nobody reads this answer
         bottle.request.environ["inference.tokens"] = len(tokens)
         return {"text": "".join(t.text for t in tokens), "finish_reason": tokens[-1].finish_reason,
                 "generated_tokens": len(tokens), "seed": settings.seed}
@@ -172,32 +145,27 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16) -> bottl
     @api
     def generate_stream():
         ids, settings = prepare_generation()  # every 4xx is decided before the stream starts
-        admission.enter()
+        request = engine.submit(ids, settings)
         bottle.response.content_type = "text/event-stream; charset=utf-8"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
-        return stream_events(ids, settings, bottle.request.environ)
+        return stream_events(request, bottle.request.environ)
 
-    def stream_events(ids, settings, environ):
+    def stream_events(request, environ):
         """SSE: one `data: {"token", "id", "finish_reason"}` per token, then
         `event: done` / `data: [DONE]`; a failure mid-stream is `event: error`.
         If the client goes away, Cheroot's failed write closes this generator
-        (GeneratorExit at the yield), which ends the generation."""
+        (GeneratorExit at the yield), which cancels the request."""
         count = 0
         try:
-            try:
-                for token in admission.tokens(model, ids, settings):
-                    count += 1
-                    yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
-            except ApiError as e:
-                yield sse(dumps(e.body()), event="error")
-                return
-            except Exception as e:
-                yield sse(dumps(backend_error(e).body()), event="error")
-                return
+            for token in request.stream():
+                count += 1
+                yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
             yield sse("[DONE]", event="done")
+        except ApiError as e:
+            yield sse(dumps(e.body()), event="error")
         finally:
-            admission.leave()
+            engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
 
     def json_error(res: bottle.HTTPError):
@@ -231,9 +199,24 @@ def api(route):
     return wrapper
 
 
-def backend_error(e: Exception) -> ApiError:
-    log.error("generation failed", exc_info=e)
-    return ApiError(500, f"generation failed: {type(e).__name__}: {e}", "backend")
+def connection_closed(environ):
+    """A check that the client of this request has closed its connection.
+    A WSGI app hears of a closed socket only when it writes; a non-streaming
+    route writes once, at the end. So while it waits it peeks: a socket that
+    is readable but yields no bytes has been closed by the other side."""
+    sock = environ.get("inference.socket")
+    if sock is None:
+        return None
+
+    def closed() -> bool:
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+    return closed
 
 
 def make_server(app, host: str, port: int, threads: int, limits: Limits = Limits(), request_timeout: float = 10.0,
@@ -255,7 +238,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="auto: cuda when a GPU is usable, else cpu")
     ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
     ap.add_argument("--max-pending", type=at_least(1), default=16,
-                    help="generations queued or running before new ones get 429")
+                    help="generations waiting for a place in the batch before new ones get 429")
+    ap.add_argument("--max-batch", type=at_least(1), default=8,
+                    help="generations running together in one batch (1: one at a time)")
+    ap.add_argument("--kv-blocks", type=at_least(1), default=None,
+                    help="KV cache size in blocks of --block-size positions (default: --max-batch full contexts)")
+    ap.add_argument("--block-size", type=at_least(1), default=16, help="positions per KV cache block")
+    ap.add_argument("--max-step-tokens", type=at_least(1), default=64,
+                    help="tokens one engine step computes at most: every decode, then prompt chunks")
     ap.add_argument("--max-new-tokens", type=at_least(1), default=Limits.max_new_tokens,
                     help="the largest max_new_tokens a request may ask for")
     ap.add_argument("--max-body-kb", type=at_least(1), default=Limits.max_body_bytes // 1024,
@@ -316,7 +306,12 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
-    app = create_app(model, limits, args.max_pending)
+    try:
+        app = create_app(model, limits, args.max_pending, max_batch=args.max_batch, kv_blocks=args.kv_blocks,
+                         block_size=args.block_size, max_step_tokens=args.max_step_tokens)
+    except ValueError as e:
+        print(f"error: cannot start the server: {e}", file=sys.stderr)
+        return 1
     server = make_server(app, args.host, args.port, args.threads, limits, args.request_timeout, args.cors_origin)
     try:
         server.prepare()
@@ -333,18 +328,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        shut_down(server, app.config["inference.admission"])
+        shut_down(server, app.config["inference.engine"])
     return 0
 
 
 SHUTDOWN_SECONDS = 3.0
 
 
-def shut_down(server: Server, admission: Admission, exit_process: bool = True) -> None:
-    """Stop listening, end the generations at their next step, and wait a
-    little for the workers. A worker still busy after that (a long request
-    being encoded, say) is abandoned: the process exits all the same."""
-    admission.stopping.set()
+def shut_down(server: Server, engine: Engine, exit_process: bool = True) -> None:
+    """Stop listening, end every generation (a stream gets `event: error`), and
+    wait a little for the workers. A worker still busy after that (a long
+    request being encoded, say) is abandoned: the process exits all the same."""
+    engine.stop()
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()
     stopper.join(SHUTDOWN_SECONDS)

@@ -149,7 +149,7 @@ def test_shutting_down_ends_a_running_stream_with_an_error_event(tiny_model):
             stream = pool.submit(client.stream, {"prompt": "a", "max_new_tokens": 60})
             time.sleep(0.5)
             t0 = time.perf_counter()
-            shut_down(server, app.config["inference.admission"], exit_process=False)
+            shut_down(server, app.config["inference.engine"], exit_process=False)
             events = stream.result(timeout=10)
         assert time.perf_counter() - t0 < SHUTDOWN_SECONDS
         assert events[-1][0] == "error" and "shutting down" in json.loads(events[-1][1])["error"]

@@ -30,22 +30,32 @@ class WrappedModel:
         self.tokenizer, self.config, self.name, self.device = inner.tokenizer, inner.config, inner.name, inner.device
         self.steps = 0
 
+    def step(self):
+        self.steps += 1
+        if self.fail_at is not None and self.steps >= self.fail_at:
+            raise RuntimeError("simulated CUDA error: an illegal memory access was encountered")
+        time.sleep(self.delay)
+
+    def new_kv_pool(self, n_blocks, block_size):
+        return self.inner.new_kv_pool(n_blocks, block_size)
+
+    def step_batch(self, pool, chunks):
+        self.step()
+        return self.inner.step_batch(pool, chunks)
+
     def new_session(self):
         session, outer = self.inner.new_session(), self
 
         class Session:
             def step(self, *args, **kwargs):
-                outer.steps += 1
-                if outer.fail_at is not None and outer.steps >= outer.fail_at:
-                    raise RuntimeError("simulated CUDA error: an illegal memory access was encountered")
-                time.sleep(outer.delay)
+                outer.step()
                 return session.step(*args, **kwargs)
         return Session()
 
 
 @contextmanager
-def serving(model, max_pending=16, limits=LIMITS, **server_options):
-    app = create_app(model, limits, max_pending)
+def serving(model, max_pending=16, limits=LIMITS, engine_options=None, **server_options):
+    app = create_app(model, limits, max_pending, **(engine_options or {}))
     server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits, **server_options)
     app.config["inference.server"] = server
     server.prepare()
@@ -55,6 +65,7 @@ def serving(model, max_pending=16, limits=LIMITS, **server_options):
         yield Client(server.bind_addr[1]), app
     finally:
         server.stop()
+        app.config["inference.engine"].stop()
 
 
 class Client:
@@ -114,7 +125,8 @@ def server(tiny_model):
 
 def test_health(server):
     status, headers, body = server.request("GET", "/health")
-    assert status == 200 and body == {"status": "ok", "model": "tiny-random", "device": "cpu"}
+    assert status == 200 and body == {"status": "ok", "model": "tiny-random", "device": "cpu",
+                                      "running": 0, "waiting": 0, "kv_cache_usage": 0.0}
 
 
 def test_tokenize_and_detokenize_round_trip(server, tiny_model):
@@ -271,8 +283,9 @@ def test_health_and_tokenize_do_not_wait_behind_a_generation(tiny_model):
 
 
 def test_overload_answers_429_at_once(tiny_model):
+    """One runs (a batch of one), one waits; a third is refused at once."""
     slow = WrappedModel(tiny_model, delay=0.05)
-    with serving(slow, max_pending=2) as (client, _):
+    with serving(slow, max_pending=1, engine_options={"max_batch": 1}) as (client, _):
         with ThreadPoolExecutor(2) as pool:
             busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
             time.sleep(0.3)
@@ -300,8 +313,18 @@ def test_a_client_that_disconnects_stops_its_generation(tiny_model):
         steps_at_close = slow.steps
         time.sleep(1.0)  # 20 more steps' worth of time
         assert slow.steps - steps_at_close <= 3
-        assert app.config["inference.admission"].pending == 0
+        assert wait_for_idle(app.config["inference.engine"])
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
+
+
+def wait_for_idle(engine, timeout=5.0) -> bool:
+    """The engine frees a cancelled or finished request's place at its next step."""
+    deadline = time.monotonic() + timeout
+    while engine.stats() != {"running": 0, "waiting": 0, "kv_cache_usage": 0.0}:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 # ------------------------------------------------------------ backend errors
@@ -320,7 +343,7 @@ def test_a_backend_failure_is_a_500_and_the_server_keeps_serving(tiny_model):
         assert client.request("GET", "/health")[0] == 200
         failing.fail_at = None
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 3})[0] == 200
-        assert app.config["inference.admission"].pending == 0
+        assert wait_for_idle(app.config["inference.engine"])
 
 
 # ------------------------------------------------------------------- OpenAPI

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..reference.model import KVCache, forward, forward_last
+from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head
 from ..reference.sampling import sample
 
 
@@ -17,6 +18,21 @@ class NumpyModel:
 
     def new_session(self) -> "NumpySession":
         return NumpySession(self)
+
+    def new_kv_pool(self, n_blocks: int, block_size: int) -> KVPool:
+        return KVPool(self.config, n_blocks, block_size)
+
+    def step_batch(self, pool: KVPool, chunks) -> list[int | None]:
+        """One step over many sequences (reference/paged.py): every chunk's new
+        tokens in, the next id of each chunk that samples out (None for the others)."""
+        hidden = batch_hidden_states(self.params, self.config, pool, chunks)  # [N, C]
+        last_rows = np.cumsum([len(c.ids) for c in chunks]) - 1
+        sampled = [i for i, c in enumerate(chunks) if c.sampling is not None]
+        logits = batch_lm_head(hidden[last_rows[sampled]], self.params["wte"])  # [n, V]
+        ids = [None] * len(chunks)
+        for i, row in zip(sampled, logits):
+            ids[i] = sample(row, *chunks[i].sampling)
+        return ids
 
 
 class NumpySession:

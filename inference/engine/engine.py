@@ -1,0 +1,111 @@
+"""The engine: one thread owns the model and loops
+
+    schedule -> one backend step over the batch -> hand each request its token
+
+while the server's threads only submit requests and read their tokens.
+"""
+
+import logging
+import threading
+
+from ..validation import ApiError
+from .blocks import BlockManager
+from .request import Request
+from .scheduler import Scheduler
+
+log = logging.getLogger("inference.engine")
+
+
+class Engine:
+    """Continuous batching over a paged KV cache (see docs/tutorials/08-batching.md).
+
+    max_batch:       requests running at once (1: one at a time, as before batching)
+    max_waiting:     requests waiting for a place; past that, submit() is refused (429)
+    kv_blocks:       size of the KV pool, in blocks (default: room for max_batch full contexts)
+    block_size:      positions per block
+    max_step_tokens: tokens one step may compute: decodes first, then prompt chunks
+    """
+
+    def __init__(self, model, max_batch: int = 8, max_waiting: int = 16, kv_blocks: int | None = None,
+                 block_size: int = 16, max_step_tokens: int = 64):
+        n_ctx = model.config.n_ctx
+        blocks_per_context = -(-n_ctx // block_size)
+        kv_blocks = kv_blocks or max_batch * blocks_per_context
+        if kv_blocks < blocks_per_context:
+            raise ValueError(f"a KV cache of {kv_blocks} blocks of {block_size} cannot hold one full context "
+                             f"of {n_ctx} positions ({blocks_per_context} blocks)")
+        if max_step_tokens < max_batch:
+            raise ValueError(f"max_step_tokens ({max_step_tokens}) must be at least max_batch ({max_batch})")
+        self.model = model
+        self.pool = model.new_kv_pool(kv_blocks, block_size)
+        self.blocks = BlockManager(kv_blocks, block_size)
+        self.scheduler = Scheduler(self.blocks, max_batch, max_step_tokens, max_waiting)
+        self.wakeup = threading.Condition()
+        self.stopping = False
+        self.steps = 0
+        self.thread = threading.Thread(target=self.run, name="engine", daemon=True)
+        self.thread.start()
+
+    # ------------------------------------------------------- the server's side
+
+    def submit(self, prompt_ids, settings) -> Request:
+        request = Request(prompt_ids, settings, self.model.tokenizer, self.model.config.n_ctx)
+        with self.wakeup:
+            if self.stopping:
+                raise ApiError(503, "the server is shutting down", "unavailable")
+            waiting = len(self.scheduler.waiting)
+            if waiting >= self.scheduler.max_waiting:
+                raise ApiError(429, f"server is busy: {waiting} requests are waiting for a place "
+                                    f"(limit {self.scheduler.max_waiting}); retry shortly", "overloaded",
+                               {"Retry-After": "1"})
+            self.scheduler.waiting.append(request)
+            self.wakeup.notify()
+        return request
+
+    def cancel(self, request: Request) -> None:
+        """Its client went away: its place and blocks are freed at the next step."""
+        request.cancelled = True
+
+    def stats(self) -> dict:
+        with self.wakeup:
+            return {"running": len(self.scheduler.running), "waiting": len(self.scheduler.waiting),
+                    "kv_cache_usage": round(self.blocks.usage(), 4)}
+
+    def stop(self) -> None:
+        """End every request (its reader gets an error) and the loop."""
+        with self.wakeup:
+            self.stopping = True
+            self.wakeup.notify()
+        self.thread.join(timeout=10)
+        with self.wakeup:
+            for request in list(self.scheduler.running) + list(self.scheduler.waiting):
+                request.fail(ApiError(503, "the server is shutting down", "unavailable"))
+            self.scheduler.running.clear()
+            self.scheduler.waiting.clear()
+
+    # ------------------------------------------------------- the engine thread
+
+    def run(self) -> None:
+        while True:
+            with self.wakeup:
+                while not self.stopping and not self.scheduler.has_work():
+                    self.wakeup.wait()
+                if self.stopping:
+                    return
+                batch = self.scheduler.schedule()
+            if not batch:  # only cancelled requests were left
+                continue
+            try:
+                ids = self.model.step_batch(self.pool, [item.chunk for item in batch])
+            except Exception as e:  # the model failed: every request of this step fails, the engine goes on
+                log.error("generation failed", exc_info=e)
+                with self.wakeup:
+                    for item in batch:
+                        item.request.fail(ApiError(500, f"generation failed: {type(e).__name__}: {e}", "backend"))
+                        self.scheduler.retire(item.request)
+                continue
+            with self.wakeup:
+                self.steps += 1
+                self.scheduler.finish_step(batch, ids)
+
+

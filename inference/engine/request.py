@@ -1,0 +1,85 @@
+"""One request's whole state, from submission to its last token."""
+
+import itertools
+import queue
+import time
+
+import numpy as np
+
+from ..generation import Finisher, Settings, Token, prompt_feed
+
+
+class Cancelled(Exception):
+    """The request was cancelled (its client went away) or the server is stopping."""
+
+
+class Request:
+    """What the engine knows of one request, and what its reader receives.
+
+    tokens:      the prompt, then every generated id (the KV cache covers a prefix of it)
+    computed:    positions whose keys and values are in the pool
+    block_table: the pool blocks holding them (inference.engine.blocks)
+    finisher:    the finish rules and the text released so far (inference.generation)
+    coins:       the seeded generator: one coin per generated token, so a seed
+                 gives the same text alone, batched, or after a preemption
+    outbox:      Tokens for the reader; the last one has a finish_reason (or it is an exception)
+    """
+
+    _numbers = itertools.count()
+
+    def __init__(self, prompt_ids, settings: Settings, tokenizer, n_ctx: int):
+        self.number = next(Request._numbers)  # arrival order: first come, first served
+        self.tokens = prompt_feed(prompt_ids, tokenizer, n_ctx)
+        self.prompt_length = len(self.tokens)
+        self.settings = settings
+        self.finisher = Finisher(tokenizer, settings, self.prompt_length, n_ctx)
+        self.coins = np.random.default_rng(settings.seed)
+        self.block_table: list[int] = []
+        self.computed = 0
+        self.sealed = 0  # full blocks already given their prefix key
+        self.cached_tokens = 0  # prompt positions found in the prefix cache
+        self.preemptions = 0
+        self.cancelled = False
+        self.finished = False
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.submitted, self.first_token_at = time.perf_counter(), None
+
+    @property
+    def pending(self) -> int:
+        """Tokens whose keys and values are not computed yet: the rest of the
+        prompt while prefilling, then the one token generated last."""
+        return len(self.tokens) - self.computed
+
+    def next_sampling(self) -> tuple[float, int, float, float]:
+        temperature, top_k, top_p = self.settings.sampling
+        return temperature, top_k, top_p, self.coins.random(dtype=np.float32)
+
+    def accept(self, token_id: int) -> Token:
+        """The engine chose this request's next token: record it, hand it to the reader."""
+        self.tokens.append(token_id)
+        token = self.finisher.accept(token_id)
+        self.first_token_at = self.first_token_at or time.perf_counter()
+        self.finished = token.finish_reason is not None
+        self.outbox.put(token)
+        return token
+
+    def fail(self, error: Exception) -> None:
+        self.finished = True
+        self.outbox.put(error)
+
+    def stream(self, poll_s: float | None = None, client_gone=None):
+        """The reader's side: yield Tokens until the last one. Raises what the
+        engine failed it with. `client_gone()`, asked every `poll_s` seconds
+        while waiting, lets a reader that never writes notice its client left."""
+        while True:
+            try:
+                item = self.outbox.get(timeout=poll_s)
+            except queue.Empty:
+                if client_gone is not None and client_gone():
+                    raise Cancelled("the client went away")
+                continue
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            if item.finish_reason is not None:
+                return

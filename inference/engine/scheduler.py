@@ -1,0 +1,156 @@
+"""Which requests run in the next step, and how many of their tokens.
+
+First come, first served. Each step:
+
+1. Every running request that is decoding gets its one new token. If its
+   next position needs a block and none is free, the newest running request
+   is preempted: its blocks are freed and it goes back to the front of the
+   waiting line, to be recomputed later (its tokens so far are kept, so it
+   continues where it was; its text is not sent twice).
+2. What is left of the step's token budget goes to prompts, oldest first: a
+   running request still prefilling, then waiting ones, while the batch has
+   room. A long prompt is cut into chunks, so the running streams never wait
+   for more than one chunk's worth of prefill.
+
+A waiting request whose prompt starts with blocks in the prefix cache takes
+them and skips that part of its prefill.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..reference.paged import Chunk
+from .blocks import BlockManager
+from .request import Request
+
+
+@dataclass
+class Scheduled:
+    request: Request
+    chunk: Chunk
+
+
+class Scheduler:
+    def __init__(self, blocks: BlockManager, max_batch: int, max_step_tokens: int, max_waiting: int):
+        self.blocks, self.max_batch, self.max_step_tokens = blocks, max_batch, max_step_tokens
+        self.max_waiting = max_waiting
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []  # in arrival order
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def schedule(self) -> list[Scheduled]:
+        self.drop_cancelled()
+        batch = self.decodes()
+        budget = self.max_step_tokens - len(batch)
+        for request in [r for r in self.running if r.pending > 1]:  # prefills already under way
+            if budget > 0 and (item := self.prefill_chunk(request, budget)):
+                batch.append(item)
+                budget -= len(item.chunk.ids)
+        while self.waiting and budget > 0 and len(self.running) < self.max_batch:
+            request = self.waiting[0]
+            if not request.block_table:
+                self.use_cached_prefix(request)
+            item = self.prefill_chunk(request, budget)
+            if item is None:  # no room in the pool yet: it stays first in line
+                break
+            self.running.append(self.waiting.popleft())
+            batch.append(item)
+            budget -= len(item.chunk.ids)
+        return batch
+
+    def decodes(self) -> list[Scheduled]:
+        batch = []
+        for request in list(self.running):
+            if request.pending != 1 or request not in self.running:  # prefilling, or preempted just now
+                continue
+            if not self.make_room(request, request.computed + 1):
+                continue  # it was the newest: preempted itself
+            batch.append(Scheduled(request, self.chunk(request, 1, request.next_sampling())))
+        return batch
+
+    def prefill_chunk(self, request: Request, budget: int) -> Scheduled | None:
+        n = min(request.pending, budget)
+        n = min(n, self.blocks.available() * self.blocks.block_size + self.room_in_last_block(request))
+        if n <= 0:
+            return None
+        self.grow(request, request.computed + n)
+        sampling = request.next_sampling() if n == request.pending else None  # the prompt's end: choose a token
+        return Scheduled(request, self.chunk(request, n, sampling))
+
+    def chunk(self, request: Request, n: int, sampling) -> Chunk:
+        start = request.computed
+        return Chunk(request.tokens[start:start + n], start, list(request.block_table), sampling)
+
+    # ------------------------------------------------------------------ blocks
+
+    def room_in_last_block(self, request: Request) -> int:
+        return len(request.block_table) * self.blocks.block_size - request.computed
+
+    def blocks_needed(self, request: Request, positions: int) -> int:
+        return -(-positions // self.blocks.block_size) - len(request.block_table)
+
+    def grow(self, request: Request, positions: int) -> None:
+        for _ in range(self.blocks_needed(request, positions)):
+            request.block_table.append(self.blocks.allocate())
+
+    def make_room(self, request: Request, positions: int) -> bool:
+        """Blocks for `positions`, preempting the newest running requests if the
+        pool is full. False if `request` itself was the one preempted."""
+        while self.blocks.available() < self.blocks_needed(request, positions):
+            victim = self.running[-1]
+            self.preempt(victim)
+            if victim is request:
+                return False
+        self.grow(request, positions)
+        return True
+
+    def preempt(self, request: Request) -> None:
+        self.running.remove(request)
+        self.blocks.release(request.block_table)
+        request.block_table, request.computed, request.sealed = [], 0, 0
+        request.preemptions += 1
+        self.waiting.appendleft(request)
+
+    def use_cached_prefix(self, request: Request) -> None:
+        for block in self.blocks.cached_prefix(request.tokens):
+            self.blocks.take(block)
+            request.block_table.append(block)
+        request.computed = request.sealed = len(request.block_table)
+        request.computed *= self.blocks.block_size
+        request.cached_tokens = max(request.cached_tokens, request.computed)
+
+    # ------------------------------------------------------------ after a step
+
+    def finish_step(self, batch: list[Scheduled], ids: list[int | None]) -> None:
+        """Record what the step computed and chose; retire finished requests."""
+        for item, token in zip(batch, ids):
+            request = item.request
+            request.computed = item.chunk.end
+            self.seal_full_blocks(request)
+            if token is not None and not request.cancelled:
+                request.accept(token)
+            if request.finished or request.cancelled:
+                self.retire(request)
+
+    def seal_full_blocks(self, request: Request) -> None:
+        size = self.blocks.block_size
+        while (request.sealed + 1) * size <= request.computed:
+            i = request.sealed
+            self.blocks.seal(request.block_table, i, request.tokens[i * size:(i + 1) * size])
+            request.sealed += 1
+
+    def retire(self, request: Request) -> None:
+        if request in self.running:
+            self.running.remove(request)
+        self.blocks.release(request.block_table)
+        request.block_table = []
+
+    def drop_cancelled(self) -> None:
+        for request in [r for r in self.running if r.cancelled]:
+            self.retire(request)
+        for request in [r for r in self.waiting if r.cancelled]:
+            self.waiting.remove(request)
+            self.blocks.release(request.block_table)
+            request.block_table = []
