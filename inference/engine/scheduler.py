@@ -36,6 +36,7 @@ class Scheduler:
         self.max_waiting = max_waiting
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # in arrival order
+        self.preemptions = 0
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
@@ -45,14 +46,11 @@ class Scheduler:
         batch = self.decodes()
         budget = self.max_step_tokens - len(batch)
         for request in [r for r in self.running if r.pending > 1]:  # prefills already under way
-            if budget > 0 and (item := self.prefill_chunk(request, budget)):
+            if budget > 0 and request in self.running and (item := self.running_prefill(request, budget, batch)):
                 batch.append(item)
                 budget -= len(item.chunk.ids)
         while self.waiting and budget > 0 and len(self.running) < self.max_batch:
-            request = self.waiting[0]
-            if not request.block_table:
-                self.use_cached_prefix(request)
-            item = self.prefill_chunk(request, budget)
+            item = self.admit(self.waiting[0], budget)
             if item is None:  # no room in the pool yet: it stays first in line
                 break
             self.running.append(self.waiting.popleft())
@@ -65,17 +63,35 @@ class Scheduler:
         for request in list(self.running):
             if request.pending != 1 or request not in self.running:  # prefilling, or preempted just now
                 continue
-            if not self.make_room(request, request.computed + 1):
-                continue  # it was the newest: preempted itself
-            batch.append(Scheduled(request, self.chunk(request, 1, request.next_sampling())))
+            if self.make_room(request, request.computed + 1, batch):
+                batch.append(Scheduled(request, self.chunk(request, 1, request.next_sampling())))
         return batch
 
-    def prefill_chunk(self, request: Request, budget: int) -> Scheduled | None:
-        n = min(request.pending, budget)
-        n = min(n, self.blocks.available() * self.blocks.block_size + self.room_in_last_block(request))
+    def running_prefill(self, request: Request, budget: int, batch: list[Scheduled]) -> Scheduled | None:
+        """The next chunk of a prompt that is being prefilled: as much as the
+        budget and the free blocks allow, and at least one token (preempting
+        newer requests for it), so that two half-prefilled prompts can never
+        wait for each other's blocks."""
+        n = min(request.pending, budget, max(self.fits(request), 1))
+        if not self.make_room(request, request.computed + n, batch):
+            return None
+        return self.prefill(request, n)
+
+    def admit(self, request: Request, budget: int) -> Scheduled | None:
+        """The first chunk of a waiting request, after the blocks of its prompt
+        that are in the prefix cache. It preempts nobody: if nothing fits, it
+        gives the cached blocks back and waits (a waiting request holds no
+        blocks, or the pool could fill with requests that cannot run)."""
+        self.use_cached_prefix(request)
+        n = min(request.pending, budget, self.fits(request))
         if n <= 0:
+            self.blocks.release(request.block_table)
+            request.block_table, request.computed, request.sealed = [], 0, 0
             return None
         self.grow(request, request.computed + n)
+        return self.prefill(request, n)
+
+    def prefill(self, request: Request, n: int) -> Scheduled:
         sampling = request.next_sampling() if n == request.pending else None  # the prompt's end: choose a token
         return Scheduled(request, self.chunk(request, n, sampling))
 
@@ -85,8 +101,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ blocks
 
-    def room_in_last_block(self, request: Request) -> int:
-        return len(request.block_table) * self.blocks.block_size - request.computed
+    def fits(self, request: Request) -> int:
+        """How many more positions the request's blocks and the free ones hold."""
+        room_in_last_block = len(request.block_table) * self.blocks.block_size - request.computed
+        return room_in_last_block + self.blocks.available() * self.blocks.block_size
 
     def blocks_needed(self, request: Request, positions: int) -> int:
         return -(-positions // self.blocks.block_size) - len(request.block_table)
@@ -95,13 +113,17 @@ class Scheduler:
         for _ in range(self.blocks_needed(request, positions)):
             request.block_table.append(self.blocks.allocate())
 
-    def make_room(self, request: Request, positions: int) -> bool:
-        """Blocks for `positions`, preempting the newest running requests if the
-        pool is full. False if `request` itself was the one preempted."""
+    def make_room(self, request: Request, positions: int, batch: list[Scheduled]) -> bool:
+        """Blocks for `positions`, preempting the newest running requests that
+        are not already in this step's batch if the pool is full. False if none
+        could be found, or if `request` itself was the newest and was preempted."""
+        scheduled = {id(item.request) for item in batch}
         while self.blocks.available() < self.blocks_needed(request, positions):
-            victim = self.running[-1]
-            self.preempt(victim)
-            if victim is request:
+            victims = [r for r in self.running if id(r) not in scheduled]
+            if not victims:
+                return False
+            self.preempt(victims[-1])
+            if victims[-1] is request:
                 return False
         self.grow(request, positions)
         return True
@@ -111,9 +133,11 @@ class Scheduler:
         self.blocks.release(request.block_table)
         request.block_table, request.computed, request.sealed = [], 0, 0
         request.preemptions += 1
+        self.preemptions += 1
         self.waiting.appendleft(request)
 
     def use_cached_prefix(self, request: Request) -> None:
+        assert not request.block_table, "a waiting request holds no blocks"
         for block in self.blocks.cached_prefix(request.tokens):
             self.blocks.take(block)
             request.block_table.append(block)
