@@ -6,6 +6,8 @@ decode step then moves one token id in and one token id out: the logits
 never leave the GPU, the sampling kernel picks the token there.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import cuda
 
@@ -14,7 +16,9 @@ from ..kernels.embedding import embedding
 from ..kernels.gelu import gelu
 from ..kernels.layernorm import layer_norm
 from ..kernels.matmul import linear
-from ..kernels.sampling import Sampler
+from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv as store_kv_paged
+from ..kernels.sampling import BatchSampler, Sampler
+from ..reference.paged import slots
 
 
 def upload(tree):
@@ -44,6 +48,44 @@ class CudaModel:
 
     def new_session(self) -> "CudaSession":
         return CudaSession(self)
+
+    def new_kv_pool(self, n_blocks: int, block_size: int) -> "CudaKVPool":
+        return CudaKVPool(self, n_blocks, block_size)
+
+    def step_batch(self, pool: "CudaKVPool", chunks) -> list[int | None]:
+        """One step over many sequences, as NumpyModel.step_batch, kernel by
+        kernel: the batch's N rows go through each linear layer together,
+        attention reads each row's keys through its block table, and one
+        sampling block per sequence that samples picks its token on the device."""
+        c, p = self.config, self.params
+        rows = pool.upload_batch(chunks)
+        N, C = rows.N, c.n_embd
+        x, h, qkv, att, fc = pool.x[:N], pool.h[:N], pool.qkv[:N], pool.att[:N], pool.fc[:N]
+        embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=x)
+        for layer, blk in enumerate(p["blocks"]):
+            layer_norm(x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=h)
+            linear(h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=qkv)
+            store_kv_paged(qkv, pool.k[layer], pool.v[layer], rows.slot_mapping)
+            paged_attention(qkv[:, :C], pool.k[layer], pool.v[layer], rows.positions, rows.seq, rows.block_tables,
+                            pool.block_size, c.n_head, out=att)
+            linear(att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=x, residual=x)
+            layer_norm(x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=h)
+            linear(h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=fc)
+            gelu(fc, out=fc)
+            linear(fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=x, residual=x)
+        layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
+        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
+        ids = [None] * len(chunks)
+        if sampled:
+            n = len(sampled)
+            last = pool.last[:n]
+            last.copy_to_device(np.asarray(rows.last_rows[sampled], dtype=np.int32))
+            gather_rows(h, last, out=pool.h_last[:n])
+            linear(pool.h_last[:n], p["wte_t"], p["no_bias"], out=pool.logits[:n])
+            chosen = pool.sampler.launch(pool.logits[:n], [chunks[i].sampling for i in sampled]).copy_to_host()
+            for i, token in zip(sampled, chosen):
+                ids[i] = int(token)
+        return ids
 
 
 class CudaSession:
@@ -97,6 +139,55 @@ class CudaSession:
         linear(last, p["wte_t"], p["no_bias"], out=self.logits)
         self.sampler.launch(self.logits[0], temperature, top_k, top_p, coin).copy_to_host(self.token)
         return int(self.token[0])
+
+
+class CudaKVPool:
+    """The paged KV cache on the device, k and v [n_layer, slots, C], and the
+    batch's buffers, sized for the most rows one step can hold."""
+
+    def __init__(self, model: CudaModel, n_blocks: int, block_size: int, max_rows: int | None = None):
+        c, C = model.config, model.config.n_embd
+        self.n_blocks, self.block_size = n_blocks, block_size
+        self.max_blocks = -(-c.n_ctx // block_size)  # a block table's length
+        self.k = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
+        self.v = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
+        R = max_rows or n_blocks * block_size  # no step has more rows than the pool has slots
+        self.x, self.h = (cuda.device_array((R, C), dtype=np.float32) for _ in range(2))
+        self.qkv = cuda.device_array((R, 3 * C), dtype=np.float32)
+        self.att = cuda.device_array((R, C), dtype=np.float32)
+        self.fc = cuda.device_array((R, 4 * C), dtype=np.float32)
+        self.last = cuda.device_array(R, dtype=np.int32)
+        self.h_last = cuda.device_array((R, C), dtype=np.float32)
+        self.logits = cuda.device_array((R, c.vocab_size), dtype=np.float32)
+        self.sampler = BatchSampler(R, c.vocab_size)
+
+    def upload_batch(self, chunks) -> "BatchRows":
+        """The batch's row metadata, computed on the host and copied over in one go per array."""
+        ids = np.concatenate([np.asarray(chunk.ids) for chunk in chunks]).astype(np.int32)
+        positions = np.concatenate([np.arange(chunk.start, chunk.end) for chunk in chunks])
+        seq = np.concatenate([np.full(len(chunk.ids), i) for i, chunk in enumerate(chunks)])
+        slot_mapping = np.concatenate([slots(chunk.block_table, np.arange(chunk.start, chunk.end), self.block_size)
+                                       for chunk in chunks])
+        tables = np.zeros((len(chunks), self.max_blocks), dtype=np.int32)
+        for i, chunk in enumerate(chunks):
+            tables[i, :len(chunk.block_table)] = chunk.block_table
+        return BatchRows(len(ids), cuda.to_device(ids), cuda.to_device(positions.astype(np.int32)),
+                         cuda.to_device(seq.astype(np.int32)), cuda.to_device(slot_mapping.astype(np.int32)),
+                         cuda.to_device(tables), np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)
+
+
+@dataclass
+class BatchRows:
+    """A step's rows on the device: token ids, positions, which sequence each
+    belongs to, where its key and value go; the block tables; and on the host
+    the index of each sequence's last row."""
+    N: int
+    ids: object
+    positions: object
+    seq: object
+    slot_mapping: object
+    block_tables: object
+    last_rows: np.ndarray
 
 
 def gpu_name() -> str:

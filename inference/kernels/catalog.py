@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from numba import float32, int32, int64
 
 F1, F2, FA = float32[::1], float32[:, ::1], float32[:, :]  # C-contiguous 1-d, 2-d; any-layout 2-d (a slice)
-I1 = int32[::1]
+I1, I2 = int32[::1], int32[:, ::1]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Entry:
 
 def kernels() -> dict:
     """name -> Entry, for every kernel in inference/kernels."""
-    from . import attention, common, embedding, gelu, layernorm, matmul, sampling, softmax
+    from . import attention, common, embedding, gelu, layernorm, matmul, paged, sampling, softmax
     any_block = common.MAX_BLOCK  # launchers with a block_size argument accept up to this
     block, tile2 = common.BLOCK, matmul.TILE * matmul.TILE
     rows = (F2, F1, F1, float32, F2)
@@ -61,6 +61,13 @@ def kernels() -> dict:
         "embedding": Entry(embedding.embedding_kernel, (F2, F2, I1, int64, F2), block, block),
         "sample": Entry(sampling.sample_kernel, (F1, float32, int32, float32, float32, F1, I1, I1),
                         common.SAMPLE_BLOCK, common.MAX_BLOCK // 2),
+        "sample_batch": Entry(sampling.sample_batch_kernel, (F2, F1, I1, F1, F1, F2, I2, I1),
+                              common.SAMPLE_BLOCK, common.MAX_BLOCK // 2),
+        "store_kv_paged": Entry(paged.store_kv_kernel, (F2, F2, F2, I1), block, block),
+        "paged_attention": Entry(paged.paged_attention_kernel, (FA, F2, F2, I1, I1, I2, int32, int32, float32, F2),
+                                 block, paged.MAX_ATTENTION_THREADS),
+        "embedding_at": Entry(paged.embedding_at_kernel, (F2, F2, I1, I1, F2), block, block),
+        "gather_rows": Entry(paged.gather_rows_kernel, (F2, I1, F2), block, block),
     }
 
 

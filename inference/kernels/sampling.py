@@ -57,6 +57,18 @@ def mass_above(weights, bits, keep_from, threshold):  # sum of kept weights whos
 @cuda.jit
 def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
     # logits [V]; weights [V] scratch, bits = the same memory viewed as int32; out [1] int32
+    sample_row(logits, temperature, top_k, top_p, coin, weights, bits, out, 0)
+
+
+@cuda.jit
+def sample_batch_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
+    # one block per row: logits [n, V]; temperature, top_k, top_p, coin [n]; weights, bits [n, V]; out [n]
+    r = cuda.blockIdx.x
+    sample_row(logits[r], temperature[r], top_k[r], top_p[r], coin[r], weights[r], bits[r], out, r)
+
+
+@cuda.jit(device=True, inline="always")
+def sample_row(logits, temperature, top_k, top_p, coin, weights, bits, out, row):  # the chosen id -> out[row]
     t, step = cuda.threadIdx.x, cuda.blockDim.x
     V = logits.shape[0]
     best, best_i = NEG_INF, int32(V)
@@ -66,7 +78,7 @@ def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
     best_i = block_argmax(best, best_i)
     if temperature == float32(0):
         if t == 0:
-            out[0] = best_i
+            out[row] = best_i
         return
     m = logits[best_i]
     for i in range(t, V, step):
@@ -110,7 +122,7 @@ def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
             s = sums[i]
             sums[i] = running
             running += s
-        out[0] = int32(-1)
+        out[row] = int32(-1)
         sums[step] = running  # the total kept weight
     cuda.syncthreads()
     target = coin * sums[step]
@@ -121,13 +133,13 @@ def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
             if bits[i] >= keep_from:
                 walked += weights[i]
                 if base + walked > target:
-                    out[0] = int32(i)
+                    out[row] = int32(i)
                     break
     cuda.syncthreads()
-    if t == 0 and out[0] < 0:  # rounding left target at the very end: take the last kept id
+    if t == 0 and out[row] < 0:  # rounding left target at the very end: take the last kept id
         for i in range(V - 1, -1, -1):
             if bits[i] >= keep_from:
-                out[0] = int32(i)
+                out[row] = int32(i)
                 break
 
 
@@ -147,6 +159,28 @@ class Sampler:
         sample_kernel[1, threads](logits, np.float32(temperature), np.int32(top_k), np.float32(top_p),
                                   np.float32(coin), self.weights, self.bits, self.out)
         return self.out
+
+
+class BatchSampler:
+    """One token for each of n rows of logits, one block per row: the scratch
+    for `max_rows` rows, allocated once; per-row settings come in as arrays."""
+
+    def __init__(self, max_rows, vocab_size, block_size=SAMPLE_BLOCK):
+        self.weights = cuda.device_array((max_rows, vocab_size), dtype=np.float32)
+        self.bits = self.weights.view(np.int32)
+        self.out = cuda.device_array(max_rows, dtype=np.int32)
+        self.block_size = block_size
+
+    def launch(self, logits, settings):  # device [n, V]; n tuples (temperature, top_k, top_p, coin) -> device [n]
+        n, V = logits.shape
+        temperature, top_k, top_p, coin = (np.array(column, dtype=dtype) for column, dtype in
+                                           zip(zip(*settings), (np.float32, np.int64, np.float32, np.float32)))
+        top_k = np.minimum(top_k, V).astype(np.int32)  # any k >= V keeps everything
+        threads = min(self.block_size, MAX_BLOCK // 2)
+        sample_batch_kernel[n, threads](logits, cuda.to_device(temperature), cuda.to_device(top_k),
+                                        cuda.to_device(top_p), cuda.to_device(coin), self.weights[:n],
+                                        self.bits[:n], self.out[:n])
+        return self.out[:n]
 
 
 def sample(logits, temperature, top_k, top_p, coin, block_size=SAMPLE_BLOCK):  # device [V] -> int

@@ -1,0 +1,101 @@
+"""The batched step's kernels against reference.paged, at awkward shapes with
+poisoned outputs, and the CUDA backend's batched step against the NumPy one."""
+
+import numpy as np
+import pytest
+from numba import cuda
+
+from inference.kernels import paged
+from inference.kernels.sampling import BatchSampler
+from inference.reference import paged as ref
+from inference.reference.sampling import sample
+from parity import assert_close, device, poisoned, sizes
+
+RNG = np.random.default_rng(5)
+C, H, B = sizes((16, 2, 4), (768, 12, 16))  # width, heads, block size
+# three sequences: a prefill chunk ending mid-block, a one-token decode, a chunk across blocks
+CHUNKS = [ref.Chunk([1] * 5, 0, [6, 2]), ref.Chunk([1], 9, [0, 7, 3]), ref.Chunk([1] * 3, 2, [5, 1])]
+N_BLOCKS = 8
+
+
+def batch_rows(chunks):
+    positions = np.concatenate([np.arange(c.start, c.end) for c in chunks])
+    seq = np.concatenate([np.full(len(c.ids), i) for i, c in enumerate(chunks)])
+    slot_mapping = np.concatenate([ref.slots(c.block_table, np.arange(c.start, c.end), B) for c in chunks])
+    tables = np.zeros((len(chunks), max(len(c.block_table) for c in chunks)), dtype=np.int32)
+    for i, c in enumerate(chunks):
+        tables[i, :len(c.block_table)] = c.block_table
+    return positions, seq, slot_mapping, tables
+
+
+def test_store_kv_writes_each_row_to_its_slot():
+    positions, _, slot_mapping, _ = batch_rows(CHUNKS)
+    qkv = RNG.standard_normal((len(positions), 3 * C)).astype(np.float32)
+    pool_k, pool_v = poisoned((N_BLOCKS * B, C)), poisoned((N_BLOCKS * B, C))
+    paged.store_kv(device(qkv), pool_k, pool_v, device(slot_mapping, np.int32))
+    k, v = pool_k.copy_to_host(), pool_v.copy_to_host()
+    assert np.array_equal(k[slot_mapping], qkv[:, C:2 * C]) and np.array_equal(v[slot_mapping], qkv[:, 2 * C:])
+    untouched = np.setdiff1d(np.arange(N_BLOCKS * B), slot_mapping)
+    assert np.isnan(k[untouched]).all(), "a slot no row maps to was written"
+
+
+def test_paged_attention_matches_the_reference():
+    positions, seq, _, tables = batch_rows(CHUNKS)
+    pool_k = RNG.standard_normal((N_BLOCKS * B, C)).astype(np.float32)
+    pool_v = RNG.standard_normal((N_BLOCKS * B, C)).astype(np.float32)
+    q = RNG.standard_normal((len(positions), C)).astype(np.float32)
+    want = ref.paged_attention(q, pool_k, pool_v, CHUNKS, H, B)
+    out = poisoned((len(positions), C))
+    paged.paged_attention(device(q), device(pool_k), device(pool_v), device(positions, np.int32),
+                          device(seq, np.int32), device(tables, np.int32), B, H, out)
+    assert_close(out.copy_to_host(), want, "attention")
+
+
+def test_embedding_at_any_positions_and_gather_rows_are_exact():
+    V, n_ctx = 50, 40
+    wte, wpe = RNG.standard_normal((V, C)).astype(np.float32), RNG.standard_normal((n_ctx, C)).astype(np.float32)
+    ids, positions = np.array([3, 49, 0, 7], dtype=np.int32), np.array([0, 39, 5, 5], dtype=np.int32)
+    out = poisoned((4, C))
+    paged.embedding_at(device(wte), device(wpe), device(ids, np.int32), device(positions, np.int32), out)
+    assert_close(out.copy_to_host(), wte[ids] + wpe[positions], "embedding")
+    rows, gathered = np.array([3, 0], dtype=np.int32), poisoned((2, C))
+    paged.gather_rows(out, device(rows, np.int32), gathered)
+    assert np.array_equal(gathered.copy_to_host(), (wte[ids] + wpe[positions])[rows])
+
+
+def test_the_batch_sampler_picks_per_row_what_the_reference_picks():
+    V = sizes(300, 50257)
+    logits = (RNG.standard_normal((4, V)) * 3).astype(np.float32)
+    settings = [(0.0, 40, 0.9, 0.5), (1.0, 5, 1.0, 0.25), (0.7, 0, 0.5, 0.75), (1.3, 3, 0.95, 0.1)]
+    got = BatchSampler(4, V).launch(device(logits), settings).copy_to_host()
+    assert list(got) == [sample(row, *s) for row, s in zip(logits, settings)]
+
+
+def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair):
+    """Both backends run the same three-sequence step twice (prefill pieces,
+    then a decode and a chunk): same greedy ids, and the same keys in the pool."""
+    cpu, gpu = tiny_cuda_pair
+    pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
+    steps = [[ref.Chunk([5, 6, 7, 8, 9], 0, [3, 1], (0.0, 0, 1.0, 0.5)),
+              ref.Chunk([11, 12], 0, [6], (0.0, 0, 1.0, 0.3)), ref.Chunk([1, 2, 3], 0, [0, 2], None)],
+             [ref.Chunk([4], 5, [3, 1], (0.0, 0, 1.0, 0.5)), ref.Chunk([2, 2, 2], 3, [0, 2], (0.0, 0, 1.0, 0.1))]]
+    for chunks in steps:
+        assert cpu.step_batch(pools[0], chunks) == gpu.step_batch(pools[1], chunks)
+    used = np.concatenate([ref.slots([3, 1], np.arange(6), 4), ref.slots([0, 2], np.arange(6), 4)])
+    assert_close(pools[1].k.copy_to_host()[:, used], pools[0].k[:, used], "linear")
+
+
+@pytest.fixture(scope="module")
+def tiny_cuda_pair(tmp_path_factory):
+    if not cuda.is_available():
+        pytest.skip("needs a GPU or the simulator")
+    from inference.backends import load_model
+    from inference.checkpoint import save_checkpoint
+    from inference.reference.model import GPT2Config
+    from inference.tokenizer import count_pieces, train_bpe
+    from model_helpers import random_tensors
+    tokenizer = train_bpe(count_pieces(["fn main() { let x = 1; println!(\"{x}\"); }\n"] * 20), n_merges=30)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_ctx=32, vocab_size=tokenizer.vocab_size)
+    path = tmp_path_factory.mktemp("tiny-paged")
+    save_checkpoint(path, config, random_tensors(config), tokenizer)
+    return load_model(path, "cpu"), load_model(path, "cuda")
