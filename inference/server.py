@@ -239,7 +239,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
     ap.add_argument("--max-pending", type=at_least(1), default=16,
                     help="generations waiting for a place in the batch before new ones get 429")
-    ap.add_argument("--max-batch", type=at_least(1), default=8,
+    ap.add_argument("--max-batch", type=at_least(1), default=16,
                     help="generations running together in one batch (1: one at a time)")
     ap.add_argument("--kv-blocks", type=at_least(1), default=None,
                     help="KV cache size in blocks of --block-size positions (default: --max-batch full contexts)")

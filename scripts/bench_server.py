@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def post(port, path, body, first_event=False):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     t0 = time.perf_counter()
-    conn.request("POST", path, body=json.dumps(body))
+    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     if first_event:
         while not resp.readline().startswith(b"data:"):

@@ -26,7 +26,7 @@ class Engine:
     max_step_tokens: tokens one step may compute: decodes first, then prompt chunks
     """
 
-    def __init__(self, model, max_batch: int = 8, max_waiting: int = 16, kv_blocks: int | None = None,
+    def __init__(self, model, max_batch: int = 16, max_waiting: int = 16, kv_blocks: int | None = None,
                  block_size: int = 16, max_step_tokens: int = 64):
         n_ctx = model.config.n_ctx
         blocks_per_context = -(-n_ctx // block_size)

@@ -24,10 +24,14 @@ def embedding(wte, wpe, ids, positions):  # [V, C], [n_ctx, C], [T], [T] -> [T, 
 
 def layer_norm(x, g, b, eps):  # [T, C], [C], [C] -> [T, C]
     """Normalize each row to mean 0, variance 1 (biased variance, eps inside
-    the square root), then scale by g and shift by b."""
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return g * (x - mean) / np.sqrt(variance + eps) + b
+    the square root), then scale by g and shift by b. A mean is a sum divided
+    by the count, which is what x.mean() computes too, without the layers of
+    Python x.mean() goes through first (they cost more than the sum on a
+    decode step's one row)."""
+    n = x.shape[-1]
+    centered = x - np.add.reduce(x, axis=-1, keepdims=True) / n
+    variance = np.add.reduce(centered * centered, axis=-1, keepdims=True) / n
+    return g * centered / np.sqrt(variance + eps) + b
 
 
 def linear(x, w, b):  # [T, n_in], [n_in, n_out], [n_out] -> [T, n_out]
@@ -77,8 +81,9 @@ def self_attention(x, c_attn, c_proj, n_head, cache_k, cache_v, start):
     """Causal multi-head self-attention that appends its keys and values to
     the layer's KV cache at positions start..start+T-1 and attends over
     positions 0..start+T-1. A whole prompt is start=0; a decode step is T=1."""
-    T = x.shape[0]
-    q, k, v = np.split(linear(x, **c_attn), 3, axis=-1)  # 3 x [T, C]
+    T, C = x.shape
+    qkv = linear(x, **c_attn)  # [T, 3C]: queries, keys, values side by side
+    q, k, v = qkv[:, :C], qkv[:, C:2 * C], qkv[:, 2 * C:]
     cache_k[start:start + T] = k
     cache_v[start:start + T] = v
     S = start + T

@@ -65,13 +65,15 @@ def store_kv(pool_k, pool_v, k, v, slot_mapping):  # [slots, C] x 2, [N, C] x 2,
     pool_v[slot_mapping] = v
 
 
-def paged_attention(q, pool_k, pool_v, chunks, n_head, block_size):  # [N, C], [slots, C] x 2 -> [N, C]
+def paged_attention(q, pool_k, pool_v, chunks, n_head, block_size, visible=None):  # [N, C], [slots, C] x 2 -> [N, C]
     """Each query row attends over its own sequence's positions 0..p, read
-    through the block table, exactly as a decode step at position p would."""
+    through the block table, exactly as a decode step at position p would.
+    visible[i]: the slots of chunk i's positions 0..end-1 (computed if not given)."""
+    if visible is None:
+        visible = [slots(c.block_table, np.arange(c.end), block_size) for c in chunks]
     out, row = np.empty_like(q), 0
-    for chunk in chunks:
-        visible = slots(chunk.block_table, np.arange(chunk.end), block_size)
-        kh, vh = split_heads(pool_k[visible], n_head), split_heads(pool_v[visible], n_head)  # [H, S, D]
+    for chunk, chunk_slots in zip(chunks, visible):
+        kh, vh = split_heads(pool_k[chunk_slots], n_head), split_heads(pool_v[chunk_slots], n_head)  # [H, S, D]
         for p in range(chunk.start, chunk.end):
             qh = split_heads(q[row:row + 1], n_head)  # [H, 1, D]
             no_mask = np.zeros((1, p + 1), dtype=np.float32)
@@ -85,14 +87,16 @@ def batch_hidden_states(params, config, pool, chunks):  # -> [N, C], after the f
     and values to the pool. N is the total of the chunks' new tokens."""
     ids = np.concatenate([np.asarray(c.ids, dtype=np.int64) for c in chunks])
     positions = np.concatenate([np.arange(c.start, c.end) for c in chunks])
-    slot_mapping = np.concatenate([slots(c.block_table, np.arange(c.start, c.end), pool.block_size)
-                                   for c in chunks])
+    visible = [slots(c.block_table, np.arange(c.end), pool.block_size) for c in chunks]  # each chunk's 0..end-1
+    slot_mapping = np.concatenate([v[c.start:] for c, v in zip(chunks, visible)])  # where the new rows go
     x = embedding(params["wte"], params["wpe"], ids, positions)  # [N, C]
+    C = config.n_embd
     for layer, p in enumerate(params["blocks"]):
         h = layer_norm(x, **p["ln_1"], eps=config.eps)
-        q, k, v = np.split(row_linear(h, **p["attn"]["c_attn"]), 3, axis=-1)  # 3 x [N, C]
-        store_kv(pool.k[layer], pool.v[layer], k, v, slot_mapping)
-        att = paged_attention(q, pool.k[layer], pool.v[layer], chunks, config.n_head, pool.block_size)
+        qkv = row_linear(h, **p["attn"]["c_attn"])  # [N, 3C]
+        store_kv(pool.k[layer], pool.v[layer], qkv[:, C:2 * C], qkv[:, 2 * C:], slot_mapping)
+        att = paged_attention(qkv[:, :C], pool.k[layer], pool.v[layer], chunks, config.n_head, pool.block_size,
+                              visible)
         x = x + row_linear(att, **p["attn"]["c_proj"])
         h = layer_norm(x, **p["ln_2"], eps=config.eps)
         x = x + row_linear(gelu(row_linear(h, **p["mlp"]["c_fc"])), **p["mlp"]["c_proj"])

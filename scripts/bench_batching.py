@@ -1,0 +1,245 @@
+"""Continuous batching on the CPU: the engine's step, and the real server under
+N concurrent streaming clients beside the same server at --max-batch 1.
+
+    python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30]
+
+1. One step, in-process. For one stream: the single-sequence decode step
+   (reference/model.py, then sampling), the engine's step of one sequence
+   (reference/paged.py), and that step's 17 matrix products alone (4 layers
+   x 4, and the LM head): their ratio is what the rest of the step costs.
+   For a batch of N decoding sequences: ms per step and tokens/s, computing
+   each row by its own matrix-vector product (batch invariant, what the
+   engine does) and by one matrix product over all rows (not invariant):
+   the difference is what invariance costs. The timed steps take turns, best
+   of --repeat rounds, so that a noisy neighbour slows them alike.
+2. The server (`python -m inference.server`, started here on a free port, so
+   it has a process and a GIL of its own): for each N, N client threads each
+   stream one request of --new-tokens tokens whose prompt is a real line of
+   Rust; aggregate generated tokens/s, p50/p95 request latency and time to
+   first token, at the default --max-batch (16) and at --max-batch 1.
+3. A short request (16 tokens) sent while 8 long streams run: its time to
+   first token, p50 and p95 over 20 tries, at both settings.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from inference import load_model
+from inference.reference import paged
+from inference.reference.model import KVCache, forward_last
+from inference.reference.paged import Chunk
+from inference.reference.sampling import sample
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLING = (0.7, 40, 0.9, 0.5)
+
+
+def best_ms(fns, rounds, calls=10):
+    """ms per call of each function: the best of `rounds` rounds of `calls`
+    calls, the functions taking turns, so that a noisy neighbour slows them
+    alike and the ratios hold."""
+    best = [float("inf")] * len(fns)
+    for fn in fns:
+        fn()
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - t0) / calls)
+    return [1000 * b for b in best]
+
+
+def step_costs(model, repeat, position=128):
+    params, config = model.params, model.config
+    cache = KVCache(config)
+    forward_last(params, config, list(range(1, position + 1)), cache)
+
+    def reference_step():
+        cache.length = position
+        sample(forward_last(params, config, [5], cache), *SAMPLING)
+
+    pool = model.new_kv_pool(64 * 17, 16)
+    blocks = -(-(position + 1) // 16)
+
+    def chunks(n):
+        return [Chunk([5], position, list(range(i * blocks, (i + 1) * blocks)), SAMPLING) for i in range(n)]
+
+    one = chunks(1)
+    rng = np.random.default_rng(0)
+    weights = [p[a][b]["w"] for p in params["blocks"]
+               for a, b in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj"))]
+    rows = {n: rng.standard_normal((1, n)).astype(np.float32) for n in {w.shape[0] for w in weights}}
+
+    def matmuls_alone():  # one row through every weight matrix, as a decode step does
+        for w in weights:
+            rows[w.shape[0]] @ w
+        rows[config.n_embd] @ params["wte"].T
+
+    ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
+    print(f"one stream, a decode step at position {position} (best of {repeat} rounds):")
+    print("| step | ms | vs its 17 matmuls alone |")
+    print("| --- | --- | --- |")
+    print(f"| the 17 matmuls alone | {mm_ms:.3f} | 1.00x |")
+    print(f"| single-sequence step (model.py + sample) | {ref_ms:.3f} | {ref_ms / mm_ms:.2f}x |")
+    print(f"| engine step of one sequence (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
+    print()
+    print(f"a step of N decoding sequences at position {position}:")
+    print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    row_linear = paged.row_linear
+
+    def one_matmul_step(batch):  # the same step with x @ w + b over all rows in each linear layer
+        paged.row_linear = lambda x, w, b: x @ w + b
+        try:
+            model.step_batch(pool, batch)
+        finally:
+            paged.row_linear = row_linear
+
+    for n in (1, 4, 8, 16):
+        batch = chunks(n)
+        invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)],
+                                     repeat, calls=3)
+        print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
+              f"{invariant / batched:.2f}x |")
+    print()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model_dir, max_batch):
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(model_dir),
+                                      "--device", "cpu", "--port", str(self.port), "--max-batch", str(max_batch),
+                                      "--max-pending", "64", "--log-level", "WARNING"], env=env)
+        for _ in range(300):
+            try:
+                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).request("GET", "/health")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def stream(port, prompt, new_tokens, seed):
+    """(tokens, seconds to the first token, seconds in all) for one streamed request."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    t0 = time.perf_counter()
+    conn.request("POST", "/generate_stream", json.dumps({"prompt": prompt, "max_new_tokens": new_tokens,
+                                                         "seed": seed}), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200, resp.read()
+    first, tokens = None, 0
+    for line in resp:
+        if line.startswith(b"data: {"):
+            tokens += 1
+            first = first or time.perf_counter() - t0
+    conn.close()
+    return tokens, first, time.perf_counter() - t0
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) * 1000
+
+
+def rust_lines():
+    lines = [line.strip() for line in (ROOT / "tests" / "data" / "rust_sample.rs").read_text().splitlines()]
+    return [line for line in lines if len(line) > 20][:64]
+
+
+def clients_table(model_dir, client_counts, new_tokens):
+    prompts = rust_lines()
+    rows = {}
+    for max_batch in (16, 1):
+        server = Server(model_dir, max_batch)
+        try:
+            for n in client_counts:
+                with ThreadPoolExecutor(n) as pool:
+                    t0 = time.perf_counter()
+                    results = list(pool.map(lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i),
+                                            range(n)))
+                    wall = time.perf_counter() - t0
+                tokens = sum(r[0] for r in results)
+                rows[max_batch, n] = (tokens / wall, [r[2] for r in results], [r[1] for r in results])
+            rows[max_batch, "short"] = short_during_long(server.port, prompts)
+        finally:
+            server.stop()
+    print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust):")
+    print("| clients | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms | tok/s vs --max-batch 1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in client_counts:
+        for max_batch in (16, 1):
+            rate, latency, ttft = rows[max_batch, n]
+            print(f"| {n} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | {percentile(latency, 95):.0f} | "
+                  f"{percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | {rate / rows[1, n][0]:.2f}x |")
+    print()
+    print("a short request (16 tokens) while 8 long streams run, 20 tries:")
+    print("| --max-batch | p50 TTFT ms | p95 TTFT ms |")
+    print("| --- | --- | --- |")
+    for max_batch in (16, 1):
+        ttft = rows[max_batch, "short"]
+        print(f"| {max_batch} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} |")
+
+
+def short_during_long(port, prompts, tries=20):
+    stop = threading.Event()
+
+    def long_stream(i):
+        while not stop.is_set():
+            stream(port, prompts[i], 200, i)
+    threads = [threading.Thread(target=long_stream, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    ttft = []
+    for i in range(tries):
+        ttft.append(stream(port, prompts[8 + i % 8], 16, 1000 + i)[1])
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    return ttft
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
+    ap.add_argument("--clients", default="1,4,8,16,32")
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=30, help="rounds of the step timings")
+    args = ap.parse_args()
+    model = load_model(args.model, device="cpu")
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
+    print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
+          f"{platform.python_version()}, NumPy {np.__version__}")
+    print()
+    step_costs(model, args.repeat)
+    clients_table(args.model, [int(n) for n in args.clients.split(",")], args.new_tokens)
+
+
+if __name__ == "__main__":
+    main()
