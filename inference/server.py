@@ -29,7 +29,7 @@ from pathlib import Path
 import bottle
 from cheroot.errors import MaxSizeExceeded
 
-from .backends import DeviceError, load_model, warm_up
+from .backends import DeviceError, load_model
 from .checkpoint import CheckpointError
 from .engine import Cancelled, Engine
 from .http import ERROR_TYPES, MAX_HEAD_BYTES, AccessLog, Cors, Server
@@ -299,18 +299,19 @@ def main(argv=None) -> int:
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
         print(f"error: cannot start the server: {e}", file=sys.stderr)
         return 1
-    try:
-        warm_up_s = warm_up(model)
-    except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
-        print(f"error: cannot start the server: the model failed its warm-up run on {model.device}: {e}",
-              file=sys.stderr)
-        return 1
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
     try:
         app = create_app(model, limits, args.max_pending, max_batch=args.max_batch, kv_blocks=args.kv_blocks,
                          block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
         print(f"error: cannot start the server: {e}", file=sys.stderr)
+        return 1
+    try:
+        warm_up_s = app.config["inference.engine"].warm_up()
+    except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
+        print(f"error: cannot start the server: the model failed its warm-up run on {model.device}: {e}",
+              file=sys.stderr)
+        app.config["inference.engine"].stop()
         return 1
     server = make_server(app, args.host, args.port, args.threads, limits, args.request_timeout, args.cors_origin)
     try:

@@ -437,27 +437,24 @@ def test_device_cuda_without_a_gpu_stops_start_up(tiny_model_dir):
     assert result.returncode == 1 and "no usable CUDA GPU" in result.stderr
 
 
-def test_warm_up_runs_a_prompt_and_a_decode_step(tiny_model, tmp_path):
-    from dataclasses import replace as with_fields
-    from inference.backends import load_model, warm_up
-    from inference.checkpoint import save_checkpoint
-    from model_helpers import random_tensors
+def test_warm_up_runs_a_prompt_a_sampled_and_a_greedy_token(tiny_model):
+    from inference.engine import Engine
     counted = WrappedModel(tiny_model)
-    assert warm_up(counted) > 0 and counted.steps == 2
-    one_position = with_fields(tiny_model.config, n_ctx=1)  # room for the prompt only
-    save_checkpoint(tmp_path / "one", one_position, random_tensors(one_position), tiny_model.tokenizer)
-    counted = WrappedModel(load_model(tmp_path / "one"))
-    warm_up(counted)
-    assert counted.steps == 1
+    engine = Engine(counted)
+    try:
+        assert engine.warm_up() > 0 and counted.steps == 3  # the prompt + a sampled token; the prompt + 2 greedy
+    finally:
+        engine.stop()
 
 
 def test_a_model_that_fails_its_warm_up_stops_start_up(tiny_model, monkeypatch, capsys):
     from inference import server
-    failing = WrappedModel(tiny_model, fail_at=2)  # the prompt step works, the first decode step fails
+    failing = WrappedModel(tiny_model, fail_at=2)  # the first step works, the second fails
     monkeypatch.setattr(server, "load_model", lambda path, device: failing)
     assert server.main(["--port", "0"]) == 1
     assert failing.steps == 2
-    assert "failed its warm-up run on cpu: simulated CUDA error" in capsys.readouterr().err
+    assert "failed its warm-up run on cpu: generation failed: RuntimeError: simulated CUDA error" in \
+        capsys.readouterr().err
 
 
 def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir):

@@ -6,7 +6,6 @@
     session.step(ids, temperature, top_k, top_p, coin) -> next id
 """
 
-import time
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
@@ -57,18 +56,3 @@ def load_model(path, device: str = "cpu"):
         return CudaModel(config, params, tokenizer, path.name)
     from .numpy_backend import NumpyModel
     return NumpyModel(config, params, tokenizer, path.name)
-
-
-def warm_up(model) -> float:
-    """Run a short sequence through every path a request takes (a prompt of
-    several tokens, then a decode step; sampled, then greedy) and return the
-    seconds it took. On CUDA that compiles every kernel the server launches
-    (Numba compiles on first call), so the first request does not wait for
-    the compiler, and a GPU that cannot run them fails here, before serving."""
-    t0 = time.perf_counter()
-    session, n_ctx = model.new_session(), model.config.n_ctx
-    prompt = [0] * max(1, min(8, n_ctx - 1))  # > 4 rows: the prompt kernels, not the decode ones
-    token = session.step(prompt, 1.0, 40, 0.9, 0.5)
-    if len(prompt) < n_ctx:
-        session.step([token], 0.0, 0, 1.0, 0.5)
-    return time.perf_counter() - t0

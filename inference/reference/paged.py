@@ -33,8 +33,10 @@ class KVPool:
 
     def __init__(self, config, n_blocks: int, block_size: int):
         shape = (config.n_layer, n_blocks * block_size, config.n_embd)
-        self.k = np.zeros(shape, dtype=np.float32)
-        self.v = np.zeros(shape, dtype=np.float32)
+        # NaN, not zeros: a slot read before it is written poisons the answer instead of
+        # passing unseen; and written now, so the first requests do not pay the page faults.
+        self.k = np.full(shape, np.nan, dtype=np.float32)
+        self.v = np.full(shape, np.nan, dtype=np.float32)
         self.n_blocks, self.block_size = n_blocks, block_size
 
 
