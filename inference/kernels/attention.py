@@ -102,6 +102,22 @@ def attention_v2_kernel(q, k, v, n_head, inv_sqrt_d, out):  # online softmax, on
         out[t, col + d] = acc[d] / total
 
 
+@cuda.jit(device=True, inline="always")
+def exponentiate_row(scores, last, m):  # shared scores[0..last], each thread's max so far -> their sum
+    """The middle of a softmax over a row of scores kept in shared memory: the
+    threads agree on the row's max, replace each score by exp(score - max),
+    and agree on the sum. Its last barrier also makes every scores[j] visible
+    to every thread, so the weighted sum of the values can follow at once."""
+    tid, step = cuda.threadIdx.x, cuda.blockDim.x
+    m = block_max(m)
+    total = float32(0)
+    for j in range(tid, last + 1, step):
+        p = math.exp(scores[j] - m)
+        scores[j] = p
+        total += p
+    return block_sum(total)
+
+
 @cuda.jit
 def attention_v3_kernel(q, k, v, n_head, inv_sqrt_d, out):  # one block per (head, query)
     h, t = cuda.blockIdx.x, cuda.blockIdx.y
@@ -115,13 +131,7 @@ def attention_v3_kernel(q, k, v, n_head, inv_sqrt_d, out):  # one block per (hea
         s = score(q, k, t, j, col, D, inv_sqrt_d)
         scores[j] = s
         m = max(m, s)
-    m = block_max(m)
-    total = float32(0)
-    for j in range(tid, last + 1, step):
-        p = math.exp(scores[j] - m)
-        scores[j] = p
-        total += p
-    total = block_sum(total)  # its barrier also makes every scores[j] visible to every thread
+    total = exponentiate_row(scores, last, m)
     for d in range(tid, D, step):
         acc = float32(0)
         for j in range(last + 1):

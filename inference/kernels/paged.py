@@ -29,8 +29,8 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from .attention import MAX_CONTEXT
-from .common import BLOCK, NEG_INF, block_max, block_sum, ceil_div
+from .attention import MAX_CONTEXT, exponentiate_row
+from .common import BLOCK, NEG_INF, ceil_div
 
 # paged_attention needs 72 registers a thread for sm_90 (scripts/kernel_resources.py):
 # 1024 threads would ask for more than a multiprocessor's 65,536.
@@ -68,13 +68,7 @@ def paged_attention_kernel(q, pool_k, pool_v, positions, seq, block_tables, bloc
         s *= inv_sqrt_d
         scores[j] = s
         m = max(m, s)
-    m = block_max(m)
-    total = float32(0)
-    for j in range(tid, last + 1, step):
-        p = math.exp(scores[j] - m)
-        scores[j] = p
-        total += p
-    total = block_sum(total)  # its barrier also makes every scores[j] visible to every thread
+    total = exponentiate_row(scores, last, m)
     for d in range(tid, D, step):
         acc = float32(0)
         for j in range(last + 1):
