@@ -21,6 +21,7 @@ request.
 """
 
 import contextlib
+import hmac
 import json
 import logging
 import socket
@@ -384,10 +385,11 @@ class Server(wsgi.Server):
 # ------------------------------------------------------------------ access log
 
 class AccessLog:
-    """WSGI middleware: one line per request when its response is done."""
+    """WSGI middleware: one line per request when its response is done, and
+    `on_response(path, status)` for metrics."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, on_response=None):
+        self.app, self.on_response = app, on_response
 
     def __call__(self, environ, start_response):
         started, status = time.perf_counter(), ["-"]
@@ -401,6 +403,8 @@ class AccessLog:
         def done():
             access_log(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), status[0], started,
                        environ.get("inference.tokens", 0))
+            if self.on_response is not None:
+                self.on_response(environ.get("PATH_INFO", ""), status[0])
         return ClosingIterable(body, done)
 
 
@@ -462,3 +466,33 @@ class Cors:
             return start_response(status, headers + cors + [("Access-Control-Expose-Headers", "Retry-After")]
                                   if cors else headers, exc_info)
         return self.app(environ, with_cors)
+
+
+# --------------------------------------------------------------------- API key
+
+class ApiKey:
+    """WSGI middleware: with a key, every route but `open_paths` needs
+    `Authorization: Bearer <key>`, else a JSON 401. CORS preflights carry no
+    credentials (browsers never send them), so OPTIONS passes."""
+
+    def __init__(self, app, key: str | None, open_paths=("/health", "/live", "/metrics")):
+        self.app, self.key, self.open_paths = app, key, frozenset(open_paths)
+
+    def __call__(self, environ, start_response):
+        if (self.key is None or environ.get("PATH_INFO") in self.open_paths
+                or environ["REQUEST_METHOD"] == "OPTIONS" or self.authorized(environ.get("HTTP_AUTHORIZATION", ""))):
+            return self.app(environ, start_response)
+        body = error_json(401, "this server needs an API key: send Authorization: Bearer <key>")
+        start_response("401 Unauthorized", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                            ("WWW-Authenticate", "Bearer")])
+        return [body]
+
+    def authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.key.encode())
+
+
+def wsgi_stack(app, cors_origins=(), api_key=None, on_response=None):
+    """The middleware around an app, outermost first: the access log (and
+    metrics), CORS (so that even a 401 can be read by an allowed page), the key."""
+    return AccessLog(Cors(ApiKey(app, api_key), cors_origins), on_response)

@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from cheroot.errors import MaxSizeExceeded
 from .backends import DeviceError, load_model
 from .checkpoint import CheckpointError
 from .engine import Cancelled, Engine
-from .http import ERROR_TYPES, MAX_HEAD_BYTES, AccessLog, Cors, Server
+from .http import ERROR_TYPES, MAX_HEAD_BYTES, Server, wsgi_stack
+from .metrics import Metrics
 from .tokenizer import TokenizerError
 from .validation import (ApiError, Limits, detokenize_request, generate_request, invalid, parse_json_object,
                          tokenize_request)
@@ -62,9 +64,13 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     max_batch, kv_blocks, block_size, max_step_tokens; see inference.engine)."""
     app = bottle.Bottle(autojson=True)
     engine = Engine(model, max_waiting=max_pending, **engine_options)
+    metrics = Metrics(engine)
     tokenizer, n_ctx = model.tokenizer, model.config.n_ctx
     longest_token = max(map(len, tokenizer.encoder))  # bytes
-    app.config["inference.engine"] = engine
+    app.config.update({"inference.engine": engine, "inference.metrics": metrics, "inference.draining": False})
+
+    def draining() -> bool:
+        return app.config["inference.draining"]
 
     def json_body() -> dict:
         """The request's JSON object. Only application/json: a web page can send
@@ -92,6 +98,9 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         return parse_json_object(body)
 
     def prepare_generation():  # -> prompt ids, settings (with the seed that will be used)
+        if draining():  # a balancer sends it to another replica
+            raise ApiError(503, "the server is draining: it finishes the generations it has and takes no new ones",
+                           "unavailable", {"Retry-After": "1"})
         req = generate_request(json_body(), limits)
         if req.model is not None and req.model != model.name:
             raise ApiError(404, f"model {req.model!r} is not loaded; this server serves {model.name!r}", "not_found")
@@ -106,7 +115,21 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     @app.get("/health")
     @api
     def health():
+        """Readiness: 200 while new generations are welcome, 503 while draining."""
+        if draining():
+            bottle.response.status = 503
+            return {"status": "draining", "model": model.name, "device": model.device, **engine.stats()}
         return {"status": "ok", "model": model.name, "device": model.device, **engine.stats()}
+
+    @app.get("/live")
+    def live():
+        """Liveness: 200 whenever the process can answer at all."""
+        return {"status": "alive"}
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        bottle.response.content_type = metrics.content_type
+        return metrics.text()
 
     @app.get("/openapi.json")
     @api
@@ -219,13 +242,46 @@ def connection_closed(environ):
     return closed
 
 
+def loading_app() -> bottle.Bottle:
+    """What the server answers while the model loads and warms up: alive, not ready."""
+    app = bottle.Bottle(autojson=True)
+    not_yet = {"error": "the model is loading; retry shortly", "error_type": "unavailable"}
+
+    @app.get("/live")
+    def live():
+        return {"status": "alive"}
+
+    @app.get("/health")
+    def health():
+        bottle.response.status = 503
+        return {"status": "loading", **not_yet}
+
+    @app.route("/<path:path>", method=["GET", "POST", "OPTIONS"])
+    def everything_else(path):
+        bottle.response.status = 503
+        bottle.response.set_header("Retry-After", "1")
+        return not_yet
+    return app
+
+
 def make_server(app, host: str, port: int, threads: int, limits: Limits = Limits(), request_timeout: float = 10.0,
-                cors_origins=()) -> Server:
-    server = Server((host, port), AccessLog(Cors(app, cors_origins)), numthreads=threads, request_queue_size=64,
-                    timeout=30, shutdown_timeout=2, request_timeout=request_timeout)
+                cors_origins=(), api_key: str | None = None) -> Server:
+    server = Server((host, port), None, numthreads=threads, request_queue_size=64, timeout=30, shutdown_timeout=2,
+                    request_timeout=request_timeout)
     server.max_request_body_size = limits.max_body_bytes
     server.max_request_header_size = MAX_HEAD_BYTES
+    serve_app(server, app, cors_origins, api_key)
     return server
+
+
+def serve_app(server: Server, app: bottle.Bottle, cors_origins=(), api_key: str | None = None) -> None:
+    """Put `app` (with its middleware) behind the server; it may already be
+    serving: the start-up answers with loading_app() until the model is ready."""
+    metrics, routes = app.config.get("inference.metrics"), {route.rule for route in app.routes}
+
+    def on_response(path, status):  # unknown paths count as one route: an attacker's paths are not labels
+        metrics.response(path if path in routes else "other", status)
+    server.wsgi_app = wsgi_stack(app, cors_origins, api_key, on_response if metrics else None)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -252,6 +308,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="request bodies larger than this get 413")
     ap.add_argument("--request-timeout", type=positive_seconds, default=10.0,
                     help="seconds a client has to send a whole request (head and body) before a 408")
+    ap.add_argument("--drain-timeout", type=positive_seconds, default=30.0,
+                    help="on SIGTERM, seconds the running generations get to finish before they are cancelled")
+    ap.add_argument("--api-key", default=os.environ.get("INFERENCE_API_KEY"),
+                    help="require 'Authorization: Bearer KEY' on every route but /health, /live and /metrics "
+                         "(default: $INFERENCE_API_KEY, else no key)")
     ap.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API; repeatable")
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
@@ -287,59 +348,82 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def stop_on_signal(signum, frame):
-    raise KeyboardInterrupt  # Ctrl-C and SIGTERM: the same shutdown
-
-
 def main(argv=None) -> int:
+    """Listen at once (answering "loading" until the model is ready, so a
+    balancer sees the replica come up), load and warm up the model, serve;
+    on SIGTERM or Ctrl-C, drain and exit."""
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        model = load_model(args.model, args.device)
-    except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
-        print(f"error: cannot start the server: {e}", file=sys.stderr)
-        return 1
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
-    try:
-        app = create_app(model, limits, args.max_pending, max_batch=args.max_batch, kv_blocks=args.kv_blocks,
-                         block_size=args.block_size, max_step_tokens=args.max_step_tokens)
-    except ValueError as e:
-        print(f"error: cannot start the server: {e}", file=sys.stderr)
-        return 1
-    try:
-        warm_up_s = app.config["inference.engine"].warm_up()
-    except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
-        print(f"error: cannot start the server: the model failed its warm-up run on {model.device}: {e}",
-              file=sys.stderr)
-        app.config["inference.engine"].stop()
-        return 1
-    server = make_server(app, args.host, args.port, args.threads, limits, args.request_timeout, args.cors_origin)
+    server = make_server(loading_app(), args.host, args.port, args.threads, limits, args.request_timeout,
+                         args.cors_origin, args.api_key)
     try:
         server.prepare()
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop_on_signal)
+        signal.signal(sig, lambda signum, frame: stop.set())
+    threading.Thread(target=server.serve, name="server", daemon=True).start()
+    try:
+        app, warm_up_s = load_and_warm_up(args, limits)
+    except StartUpError as e:
+        print(f"error: cannot start the server: {e}", file=sys.stderr)
+        server.stop()
+        return 1
+    serve_app(server, app, args.cors_origin, args.api_key)
     host, port = server.bind_addr[:2]
+    model = app.config["inference.engine"].model
     log.info("serving %s on http://%s:%d (device %s, warm-up %.2f s)", model.name, host, port, model.device,
              warm_up_s)
-    try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        shut_down(server, app.config["inference.engine"])
+    stop.wait()
+    drain(app, args.drain_timeout)
+    shut_down(server, app.config["inference.engine"])
     return 0
+
+
+class StartUpError(Exception):
+    pass
+
+
+def load_and_warm_up(args, limits: Limits):  # -> the app, the warm-up's seconds
+    try:
+        model = load_model(args.model, args.device)
+    except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
+        raise StartUpError(str(e)) from e
+    try:
+        app = create_app(model, limits, args.max_pending, max_batch=args.max_batch, kv_blocks=args.kv_blocks,
+                         block_size=args.block_size, max_step_tokens=args.max_step_tokens)
+    except ValueError as e:
+        raise StartUpError(str(e)) from e
+    engine = app.config["inference.engine"]
+    try:
+        return app, engine.warm_up()
+    except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
+        engine.stop()
+        raise StartUpError(f"the model failed its warm-up run on {model.device}: {e}") from e
+
+
+def drain(app: bottle.Bottle, timeout: float) -> None:
+    """Take no new generations (503, and /health says so, so balancers move
+    away) and give the running ones up to `timeout` seconds to finish."""
+    app.config["inference.draining"] = True
+    engine = app.config["inference.engine"]
+    log.info("draining: %d running, %d waiting", engine.stats()["running"], engine.stats()["waiting"])
+    deadline = time.monotonic() + timeout
+    while not engine.idle() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 SHUTDOWN_SECONDS = 3.0
 
 
 def shut_down(server: Server, engine: Engine, exit_process: bool = True) -> None:
-    """Stop listening, end every generation (a stream gets `event: error`), and
-    wait a little for the workers. A worker still busy after that (a long
-    request being encoded, say) is abandoned: the process exits all the same."""
+    """Stop listening, end every generation left (a stream gets `event:
+    error`), and wait a little for the workers. A worker still busy after that
+    (a long request being encoded, say) is abandoned: the process exits all
+    the same."""
     engine.stop()
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()

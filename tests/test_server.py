@@ -86,6 +86,14 @@ class Client:
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body, **kw)
 
+    def open_stream(self, body):
+        """POST /generate_stream; the response, to be read as it arrives."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", "/generate_stream", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        return resp
+
     def stream(self, body):
         """POST /generate_stream and parse the events as an SSE client does."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

@@ -45,6 +45,7 @@ class Engine:
         self.wakeup = threading.Condition()
         self.stopping = False
         self.steps = 0
+        self.on_finish = lambda request, finished_at: None  # e.g. metrics (inference.metrics)
         self.thread = threading.Thread(target=self.run, name="engine", daemon=True)
         self.thread.start()
 
@@ -67,6 +68,10 @@ class Engine:
     def cancel(self, request: Request) -> None:
         """Its client went away: its place and blocks are freed at the next step."""
         request.cancelled = True
+
+    def idle(self) -> bool:
+        with self.wakeup:
+            return not self.scheduler.has_work()
 
     def stats(self) -> dict:
         with self.wakeup:
@@ -123,6 +128,8 @@ class Engine:
                 continue
             with self.wakeup:
                 self.steps += 1
-                self.scheduler.finish_step(batch, ids)
+                finished = self.scheduler.finish_step(batch, ids)
+            for request in finished:
+                self.on_finish(request, time.perf_counter())
 
 

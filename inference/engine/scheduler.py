@@ -147,16 +147,21 @@ class Scheduler:
 
     # ------------------------------------------------------------ after a step
 
-    def finish_step(self, batch: list[Scheduled], ids: list[int | None]) -> None:
-        """Record what the step computed and chose; retire finished requests."""
+    def finish_step(self, batch: list[Scheduled], ids: list[int | None]) -> list[Request]:
+        """Record what the step computed and chose; retire finished requests
+        and return them."""
+        finished = []
         for item, token in zip(batch, ids):
             request = item.request
             request.computed = item.chunk.end
             self.seal_full_blocks(request)
             if token is not None and not request.cancelled:
                 request.accept(token)
+                if request.finished:
+                    finished.append(request)
             if request.finished or request.cancelled:
                 self.retire(request)
+        return finished
 
     def seal_full_blocks(self, request: Request) -> None:
         size = self.blocks.block_size

@@ -1,0 +1,107 @@
+"""What a replica offers a load balancer: metrics, readiness and liveness, a
+graceful drain on SIGTERM, and an optional API key."""
+
+import json
+import threading
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from inference.server import drain, loading_app, make_server, shut_down
+from test_server import Client, WrappedModel, parse_sse, serving
+
+
+def scrape(client) -> dict:
+    """{(sample name, labels as a sorted tuple): value} from GET /metrics."""
+    status, headers, text = client.request("GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_count_what_happened(tiny_model):
+    with serving(tiny_model) as (client, _):
+        before = scrape(client)
+        assert before[("inference:num_requests_waiting", ())] == 0
+        assert before[("inference:num_requests_running", ())] == 0
+        assert before[("inference:kv_cache_usage_perc", ())] == 0
+        _, _, body = client.post("/generate", {"prompt": "fn main() {", "max_new_tokens": 5, "do_sample": False})
+        client.post("/generate", {"prompt": "fn", "temperature": -1})
+        client.request("GET", "/no/such/path")
+        time.sleep(0.1)  # the access log line (and its count) is written once the response is out
+        after = scrape(client)
+    assert after[("inference:generation_tokens_total", ())] == body["generated_tokens"]
+    assert after[("inference:prompt_tokens_total", ())] == len(tiny_model.tokenizer.encode("fn main() {"))
+    assert after[("inference:time_to_first_token_seconds_count", ())] == 1
+    assert after[("inference:e2e_request_latency_seconds_count", ())] == 1
+    assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "200")))] == 1
+    assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "400")))] == 1
+    assert after[("inference:http_requests_total", (("route", "other"), ("status", "404")))] == 1
+
+
+def test_the_gauges_follow_the_engine(tiny_model):
+    slow = WrappedModel(tiny_model, delay=0.05)
+    with serving(slow, engine_options={"max_batch": 1}) as (client, _):
+        threads = [threading.Thread(target=client.post, args=("/generate", {"prompt": "a", "max_new_tokens": 20}))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.4)
+        busy = scrape(client)
+        for t in threads:
+            t.join()
+    assert busy[("inference:num_requests_running", ())] == 1
+    assert busy[("inference:num_requests_waiting", ())] == 2
+    assert 0 < busy[("inference:kv_cache_usage_perc", ())] < 1
+
+
+def test_while_loading_the_server_is_alive_but_not_ready():
+    server = make_server(loading_app(), "127.0.0.1", 0, threads=4)
+    server.prepare()
+    threading.Thread(target=server.serve, daemon=True).start()
+    try:
+        client = Client(server.bind_addr[1])
+        status, _, body = client.request("GET", "/health")
+        assert status == 503 and body["status"] == "loading"
+        assert client.request("GET", "/live")[:3:2] == (200, {"status": "alive"})
+        status, headers, body = client.post("/generate", {"prompt": "fn"})
+        assert status == 503 and body["error_type"] == "unavailable" and headers["Retry-After"] == "1"
+    finally:
+        server.stop()
+
+
+def test_an_api_key_guards_every_route_but_health_live_and_metrics(tiny_model):
+    with serving(tiny_model, api_key="s3cret") as (client, _):
+        status, headers, body = client.post("/tokenize", {"text": "fn"})
+        assert status == 401 and body["error_type"] == "unauthorized" and headers["WWW-Authenticate"] == "Bearer"
+        assert client.post("/tokenize", {"text": "fn"}, headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert client.post("/tokenize", {"text": "fn"}, headers={"Authorization": "Bearer s3cret"})[0] == 200
+        for path in ("/health", "/live", "/metrics"):
+            assert client.request("GET", path)[0] == 200, path
+
+
+@pytest.mark.parametrize("timeout, ends_with", [(30.0, "done"), (0.3, "error")])
+def test_a_drain_finishes_running_generations_and_refuses_new_ones(tiny_model, timeout, ends_with):
+    """On SIGTERM the server drains: running generations finish (within
+    --drain-timeout; after it they are cancelled, a stream ending with an error
+    event); meanwhile /health is 503 and new generations are refused with a
+    503, so a balancer sends them elsewhere."""
+    slow = WrappedModel(tiny_model, delay=0.02)
+    with serving(slow) as (client, app):
+        response = client.open_stream({"prompt": "a", "max_new_tokens": 60})
+        first = response.readline()
+        assert first.startswith(b"data:")
+        drainer = threading.Thread(target=drain, args=(app, timeout))
+        drainer.start()
+        time.sleep(0.1)
+        status, _, body = client.request("GET", "/health")
+        assert status == 503 and body["status"] == "draining"
+        status, headers, _ = client.post("/generate", {"prompt": "fn", "max_new_tokens": 2})
+        assert status == 503 and headers["Retry-After"] == "1"
+        drainer.join()
+        shut_down(app.config["inference.server"], app.config["inference.engine"], exit_process=False)
+        events = parse_sse((first + response.read()).decode())
+    assert events[-1][0] == ends_with
+    if ends_with == "error":
+        assert "shutting down" in json.loads(events[-1][1])["error"]
