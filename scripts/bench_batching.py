@@ -156,9 +156,9 @@ def free_port():
 
 
 class Server:
-    def __init__(self, model_dir, max_batch):
+    def __init__(self, model_dir, max_batch, env=None):
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+        env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(model_dir),
                                       "--device", "cpu", "--port", str(self.port), "--max-batch", str(max_batch),
                                       "--max-pending", "64", "--log-level", "WARNING"], env=env)

@@ -293,10 +293,13 @@ def test_health_and_tokenize_do_not_wait_behind_a_generation(tiny_model):
 def test_overload_answers_429_at_once(tiny_model):
     """One runs (a batch of one), one waits; a third is refused at once."""
     slow = WrappedModel(tiny_model, delay=0.05)
-    with serving(slow, max_pending=1, engine_options={"max_batch": 1}) as (client, _):
+    with serving(slow, max_pending=1, engine_options={"max_batch": 1}) as (client, app):
         with ThreadPoolExecutor(2) as pool:
             busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
-            time.sleep(0.3)
+            engine, deadline = app.config["inference.engine"], time.monotonic() + 10
+            while engine.stats()["waiting"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert engine.stats()["running"] == 1 and engine.stats()["waiting"] == 1
             t0 = time.perf_counter()
             status, headers, body = client.post("/generate", {"prompt": "a"})
             assert time.perf_counter() - t0 < 0.5
