@@ -20,6 +20,7 @@ setup(
         "bottle>=0.12.25",
         "cheroot>=11.0,<12",  # inference/http.py extends its connection manager
         "safetensors>=0.4",
+        "prometheus_client>=0.17",  # GET /metrics (inference/metrics.py)
     ],
     extras_require={
         # Everything the test suite imports; torch/transformers tests skip without them.
