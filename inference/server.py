@@ -35,6 +35,7 @@ from .checkpoint import CheckpointError
 from .engine import Cancelled, Engine
 from .http import ERROR_TYPES, MAX_HEAD_BYTES, Server, wsgi_stack
 from .metrics import Metrics
+from .openai_api import Completion, completion_request, models_list, openai_error
 from .tokenizer import TokenizerError
 from .validation import (ApiError, Limits, detokenize_request, generate_request, invalid, parse_json_object,
                          tokenize_request)
@@ -98,19 +99,31 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         return parse_json_object(body)
 
     def prepare_generation():  # -> prompt ids, settings (with the seed that will be used)
+        refuse_while_draining()
+        req = generate_request(json_body(), limits)
+        check_model(req.model)
+        return encode_prompt(req.prompt), with_seed(req.settings)
+
+    def refuse_while_draining():
         if draining():  # a balancer sends it to another replica
             raise ApiError(503, "the server is draining: it finishes the generations it has and takes no new ones",
                            "unavailable", {"Retry-After": "1"})
-        req = generate_request(json_body(), limits)
-        if req.model is not None and req.model != model.name:
-            raise ApiError(404, f"model {req.model!r} is not loaded; this server serves {model.name!r}", "not_found")
-        at_least = len(req.prompt.encode("utf-8")) // longest_token  # tokens, known without encoding
-        ids = tokenizer.encode(req.prompt) if at_least < n_ctx else None
+
+    def check_model(name):
+        if name is not None and name != model.name:
+            raise ApiError(404, f"model {name!r} is not loaded; this server serves {model.name!r}", "not_found",
+                           param="model")
+
+    def encode_prompt(prompt: str) -> list[int]:
+        at_least = len(prompt.encode("utf-8")) // longest_token  # tokens, known without encoding
+        ids = tokenizer.encode(prompt) if at_least < n_ctx else None
         if ids is None or len(ids) >= n_ctx:
             count = f"{len(ids)} tokens" if ids is not None else f"at least {at_least} tokens"
             raise invalid(f"prompt is {count}; the context holds {n_ctx}, so a prompt may have at most {n_ctx - 1}")
-        seed = req.settings.seed if req.settings.seed is not None else secrets.randbits(63)
-        return ids, replace(req.settings, seed=seed)
+        return ids
+
+    def with_seed(settings):  # the seed that will be used: the request's, or one picked here and reported
+        return replace(settings, seed=settings.seed if settings.seed is not None else secrets.randbits(63))
 
     @app.get("/health")
     @api
@@ -153,14 +166,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     @api
     def generate():
         ids, settings = prepare_generation()
-        request = engine.submit(ids, settings)
-        client_gone = connection_closed(bottle.request.environ)
-        try:
-            tokens = list(request.stream(CLIENT_POLL_S, client_gone))
-        except Cancelled:
-            engine.cancel(request)
-            raise ApiError(499, "the client went away", "cancelled") from None  # nobody reads this answer
-        bottle.request.environ["inference.tokens"] = len(tokens)
+        tokens = collect(engine.submit(ids, settings), bottle.request.environ)
         return {"text": "".join(t.text for t in tokens), "finish_reason": tokens[-1].finish_reason,
                 "generated_tokens": len(tokens), "seed": settings.seed}
 
@@ -191,6 +197,54 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
             engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
 
+    started = int(time.time())
+
+    @app.get("/v1/models")
+    @openai_api
+    def openai_models():
+        return models_list(model.name, started)
+
+    @app.post("/v1/completions")
+    @openai_api
+    def openai_completions():
+        refuse_while_draining()
+        req = completion_request(json_body(), limits)
+        check_model(req.model)
+        ids, settings = encode_prompt(req.prompt), with_seed(req.settings)
+        request, completion = engine.submit(ids, settings), Completion(model.name)
+        if req.stream:
+            bottle.response.content_type = "text/event-stream; charset=utf-8"
+            bottle.response.set_header("Cache-Control", "no-cache")
+            return openai_chunks(request, completion, req.include_usage, len(ids), bottle.request.environ)
+        tokens = collect(request, bottle.request.environ)
+        return completion.body("".join(t.text for t in tokens), tokens[-1].finish_reason, len(ids), len(tokens))
+
+    def collect(request, environ) -> list:
+        """All of a request's tokens, cancelling it if the client leaves meanwhile."""
+        try:
+            tokens = list(request.stream(CLIENT_POLL_S, connection_closed(environ)))
+        except Cancelled:
+            engine.cancel(request)
+            raise ApiError(499, "the client went away", "cancelled") from None  # nobody reads this answer
+        environ["inference.tokens"] = len(tokens)
+        return tokens
+
+    def openai_chunks(request, completion, include_usage, prompt_tokens, environ):
+        """OpenAI's stream: a `data:` chunk per token, usage if asked, then `data: [DONE]`."""
+        count = 0
+        try:
+            for token in request.stream():
+                count += 1
+                yield sse(dumps(completion.chunk(token.text, token.finish_reason)))
+            if include_usage:
+                yield sse(dumps(completion.usage_chunk(prompt_tokens, count)))
+            yield sse("[DONE]")
+        except ApiError as e:
+            yield sse(dumps(openai_error(e)))
+        finally:
+            engine.cancel(request)
+            environ["inference.tokens"] = count
+
     def json_error(res: bottle.HTTPError):
         """Bottle's own errors (unknown path, wrong method, crashes) as JSON."""
         bottle.response.content_type = "application/json"
@@ -208,7 +262,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     return app
 
 
-def api(route):
+def api(route, error_body=ApiError.body):
     """Turn an ApiError raised by a route into its status, headers and JSON body."""
     @functools.wraps(route)
     def wrapper(*args, **kwargs):
@@ -218,8 +272,13 @@ def api(route):
             bottle.response.status = e.status
             for name, value in e.headers.items():
                 bottle.response.set_header(name, value)
-            return e.body()
+            return error_body(e)
     return wrapper
+
+
+def openai_api(route):
+    """The same, with OpenAI's error shape, for the /v1 routes."""
+    return api(route, error_body=openai_error)
 
 
 def connection_closed(environ):

@@ -14,10 +14,11 @@ from .generation import Settings
 class ApiError(Exception):
     """An error a client can act on: HTTP status + JSON body."""
 
-    def __init__(self, status: int, message: str, error_type: str, headers: dict | None = None):
+    def __init__(self, status: int, message: str, error_type: str, headers: dict | None = None,
+                 param: str | None = None):
         super().__init__(message)
         self.status, self.message, self.error_type = status, message, error_type
-        self.headers = headers or {}
+        self.headers, self.param = headers or {}, param  # param: the field at fault, where one is
 
     def body(self) -> dict:
         return {"error": self.message, "error_type": self.error_type}

@@ -1,0 +1,79 @@
+"""The OpenAI routes, driven by the official `openai` client against the real server."""
+
+import openai
+import pytest
+
+from test_server import serving
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model):
+    with serving(tiny_model) as (client, _):
+        yield client, openai.OpenAI(base_url=f"http://127.0.0.1:{client.port}/v1", api_key="unused", max_retries=0)
+
+
+def test_models_lists_the_loaded_model(served):
+    _, api = served
+    assert [m.id for m in api.models.list()] == ["tiny-random"]
+
+
+def test_a_completion_is_the_native_generation(served):
+    client, api = served
+    done = api.completions.create(model="tiny-random", prompt="fn main() {", max_tokens=12, temperature=0.8,
+                                  top_p=0.95, seed=3)
+    native = client.post("/generate", {"prompt": "fn main() {", "max_new_tokens": 12, "temperature": 0.8,
+                                       "top_p": 0.95, "top_k": 0, "seed": 3})[2]
+    assert done.object == "text_completion" and done.model == "tiny-random"
+    assert done.choices[0].text == native["text"]
+    assert done.choices[0].finish_reason == {"eos": "stop"}.get(native["finish_reason"], native["finish_reason"])
+    prompt_tokens = len(client.post("/tokenize", {"text": "fn main() {"})[2]["ids"])
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (prompt_tokens, native["generated_tokens"])
+    assert done.usage.total_tokens == prompt_tokens + native["generated_tokens"]
+
+
+def test_the_same_seed_gives_the_same_text(served):
+    _, api = served
+    texts = {api.completions.create(model="tiny-random", prompt="let", max_tokens=20, seed=11).choices[0].text
+             for _ in range(3)}
+    assert len(texts) == 1
+
+
+def test_streaming_joins_to_the_same_text_and_ends_with_usage(served):
+    _, api = served
+    kwargs = dict(model="tiny-random", prompt="struct", max_tokens=15, seed=5)
+    whole = api.completions.create(**kwargs)
+    chunks = list(api.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    text_chunks, usage = chunks[:-1], chunks[-1]
+    assert "".join(c.choices[0].text for c in text_chunks) == whole.choices[0].text
+    assert [c.choices[0].finish_reason for c in text_chunks[:-1]] == [None] * (len(text_chunks) - 1)
+    assert text_chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+    assert usage.choices == [] and usage.usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_stop_sequences(served):
+    _, api = served
+    free = api.completions.create(model="tiny-random", prompt="", max_tokens=30, seed=1).choices[0].text
+    stop = free[5:8]
+    cut = api.completions.create(model="tiny-random", prompt="", max_tokens=30, seed=1, stop=[stop]).choices[0]
+    assert cut.finish_reason == "stop" and free.startswith(cut.text + stop)
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    ({"n": 2}, "n"), ({"best_of": 3}, "best_of"), ({"echo": True}, "echo"), ({"logprobs": 5}, "logprobs"),
+    ({"suffix": "}"}, "suffix"), ({"presence_penalty": 0.5}, "presence_penalty"), ({"max_tokens": 0}, None),
+    ({"temperature": 3}, None), ({"extra_body": {"tools": []}}, None),
+])
+def test_what_is_not_supported_is_a_clear_400(served, kwargs, param):
+    _, api = served
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.completions.create(model="tiny-random", prompt="fn", **kwargs)
+    error = caught.value.body
+    assert error["type"] == "invalid_request_error" and error["message"]
+    if param:
+        assert error["param"] == param and "not supported" in error["message"]
+
+
+def test_another_model_is_a_404(served):
+    _, api = served
+    with pytest.raises(openai.NotFoundError, match="is not loaded"):
+        api.completions.create(model="gpt-4", prompt="fn")
