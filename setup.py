@@ -25,9 +25,10 @@ setup(
     extras_require={
         # Everything the test suite imports; torch/transformers tests skip without them.
         # schemathesis fuzzes from the OpenAPI description (3.2, for the event stream's itemSchema);
-        # playwright drives Debian's Chromium (apt-get install chromium) in the browser tests.
+        # playwright drives Debian's Chromium (apt-get install chromium) in the browser tests;
+        # the official openai client checks the /v1 routes.
         "test": ["pytest>=8", "pytest-cov>=5", "tiktoken>=0.7", "hypothesis>=6.100", "schemathesis>=4.20",
-                 "playwright>=1.40"],
+                 "playwright>=1.40", "openai>=1.40"],
         # scripts/train_model.py and the PyTorch comparison benchmarks.
         "train": ["torch>=2.2", "matplotlib>=3.7"],
         # The CUDA 13 toolkit pieces numba-cuda needs: NVVM for compiling (also the

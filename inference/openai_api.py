@@ -48,8 +48,9 @@ def completion_request(body: dict, limits: Limits) -> CompletionRequest:
         raise ApiError(400, f"prompt must be a string, got {json_type(body.get('prompt'))} (token arrays and "
                             f"batches of prompts are not supported)", "validation", param="prompt")
     temperature = number(body, "temperature", 1.0, low=0, high=2)
+    top_p = number(body, "top_p", 1.0, low=0, high=1, low_open=True)
     settings = Settings(max_new_tokens=integer(body, "max_tokens", 16, 1, limits.max_new_tokens),
-                        temperature=temperature, top_k=0, top_p=number(body, "top_p", 1.0, low=0, high=1, low_open=True),
+                        temperature=temperature, top_k=0, top_p=top_p,
                         stop_sequences=stops(body, limits), do_sample=temperature > 0,
                         seed=integer(body, "seed", 0, 0, 2**63 - 1) if body.get("seed") is not None else None)
     options = body.get("stream_options") or {}

@@ -93,7 +93,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
                                "too_large", {"Connection": "close"}) from None
             raise
         except ValueError as e:  # a malformed chunked body; the rest of the connection cannot be parsed
-            raise ApiError(400, f"malformed chunked request body: {e}", "bad_request", {"Connection": "close"}) from None
+            raise ApiError(400, f"malformed chunked request body: {e}", "bad_request",
+                           {"Connection": "close"}) from None
         if len(body) > limits.max_body_bytes:
             raise ApiError(413, f"request body is over the limit of {limits.max_body_bytes} bytes", "too_large")
         return parse_json_object(body)
@@ -251,7 +252,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         if res.status_code == 404:
             message = f"no such endpoint: {bottle.request.method} {bottle.request.path}"
         elif res.status_code == 405:
-            message = f"{bottle.request.method} is not allowed on {bottle.request.path}; allowed: {res.headers.get('Allow')}"
+            message = (f"{bottle.request.method} is not allowed on {bottle.request.path}; "
+                       f"allowed: {res.headers.get('Allow')}")
         else:
             message = res.body if isinstance(res.body, str) and res.body else res.status_line
             if res.exception is not None:

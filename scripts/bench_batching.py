@@ -228,12 +228,14 @@ def clients_table(model_dir, client_counts, new_tokens, rounds):
             server.stop()
     print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
           f"the median of {rounds} rounds:")
-    print("| clients | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms | tok/s vs --max-batch 1 |")
+    print("| clients | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
+          "| tok/s vs --max-batch 1 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in client_counts:
         for max_batch in servers:
             rate, latency, ttft = rows[max_batch, n]
-            print(f"| {n} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | {percentile(latency, 95):.0f} | "
+            print(f"| {n} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
+                  f"{percentile(latency, 95):.0f} | "
                   f"{percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | {rate / rows[1, n][0]:.2f}x |")
     print()
     print("a short request (16 tokens) while 8 long streams run, 20 tries:")

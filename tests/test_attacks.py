@@ -94,7 +94,8 @@ def test_two_hundred_slow_clients_do_not_lock_anyone_out(tiny_model):
 def test_a_slow_request_is_closed_after_a_total_time_with_a_json_408(tiny_model):
     with serving(tiny_model, limits=DEFAULT_LIMITS, request_timeout=1.5) as (client, _):
         dribbler = socket.create_connection(("127.0.0.1", client.port), timeout=10)
-        request = b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        request = (b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 100\r\n\r\n{")
         t0, received = time.perf_counter(), b""
         for byte in request:  # one byte every 50 ms: a per-read timeout would never fire
             try:
@@ -243,7 +244,8 @@ def test_a_post_that_is_not_json_is_a_415(server, content_type):
 
 
 def test_json_with_a_charset_is_json(server):
-    assert server.post("/tokenize", {"text": "a"}, headers={"Content-Type": "application/json; charset=utf-8"})[0] == 200
+    charset = {"Content-Type": "application/json; charset=utf-8"}
+    assert server.post("/tokenize", {"text": "a"}, headers=charset)[0] == 200
 
 
 def test_a_repeated_key_is_a_400(server):
