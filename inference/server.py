@@ -32,7 +32,7 @@ from cheroot.errors import MaxSizeExceeded
 
 from .backends import DeviceError, load_model
 from .checkpoint import CheckpointError
-from .engine import Cancelled, Engine
+from .engine import Cancelled, Engine, EngineError, Overloaded, ShuttingDown, StepFailed
 from .http import ERROR_TYPES, MAX_HEAD_BYTES, Server, wsgi_stack
 from .metrics import Metrics
 from .openai_api import Completion, completion_request, models_list, openai_error
@@ -192,8 +192,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
                 count += 1
                 yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
             yield sse("[DONE]", event="done")
-        except ApiError as e:
-            yield sse(dumps(e.body()), event="error")
+        except EngineError as e:
+            yield sse(dumps(api_error(e).body()), event="error")
         finally:
             engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
@@ -226,7 +226,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
             tokens = list(request.stream(CLIENT_POLL_S, connection_closed(environ)))
         except Cancelled:
             engine.cancel(request)
-            raise ApiError(499, "the client went away", "cancelled") from None  # nobody reads this answer
+            raise
         environ["inference.tokens"] = len(tokens)
         return tokens
 
@@ -240,8 +240,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
             if include_usage:
                 yield sse(dumps(completion.usage_chunk(prompt_tokens, count)))
             yield sse("[DONE]")
-        except ApiError as e:
-            yield sse(dumps(openai_error(e)))
+        except EngineError as e:
+            yield sse(dumps(openai_error(api_error(e))))
         finally:
             engine.cancel(request)
             environ["inference.tokens"] = count
@@ -265,17 +265,32 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
 
 
 def api(route, error_body=ApiError.body):
-    """Turn an ApiError raised by a route into its status, headers and JSON body."""
+    """Turn an ApiError (or an EngineError) raised by a route into its status,
+    headers and JSON body."""
     @functools.wraps(route)
     def wrapper(*args, **kwargs):
         try:
-            return route(*args, **kwargs)
+            try:
+                return route(*args, **kwargs)
+            except EngineError as e:
+                raise api_error(e) from e
         except ApiError as e:
             bottle.response.status = e.status
             for name, value in e.headers.items():
                 bottle.response.set_header(name, value)
             return error_body(e)
     return wrapper
+
+
+def api_error(e: EngineError) -> ApiError:
+    """What each of the engine's refusals and failures is over HTTP."""
+    if isinstance(e, Overloaded):
+        return ApiError(429, str(e), "overloaded", {"Retry-After": "1"})
+    if isinstance(e, ShuttingDown):
+        return ApiError(503, str(e), "unavailable", {"Retry-After": "1"})
+    if isinstance(e, StepFailed):
+        return ApiError(500, str(e), "backend")
+    return ApiError(499, str(e), "cancelled")  # Cancelled: the client is gone; nobody reads this
 
 
 def openai_api(route):

@@ -13,6 +13,6 @@ engine.py     the thread that owns the model: schedule, step, hand out tokens
 """
 
 from .engine import Engine
-from .request import Cancelled, Request
+from .request import Cancelled, EngineError, Overloaded, Request, ShuttingDown, StepFailed
 
-__all__ = ["Engine", "Request", "Cancelled"]
+__all__ = ["Engine", "Request", "EngineError", "Cancelled", "Overloaded", "ShuttingDown", "StepFailed"]

@@ -10,9 +10,8 @@ import threading
 import time
 
 from ..generation import Settings
-from ..validation import ApiError
 from .blocks import BlockManager
-from .request import Request
+from .request import Overloaded, Request, ShuttingDown, StepFailed
 from .scheduler import Scheduler
 
 log = logging.getLogger("inference.engine")
@@ -55,12 +54,11 @@ class Engine:
         request = Request(prompt_ids, settings, self.model.tokenizer, self.model.config.n_ctx)
         with self.wakeup:
             if self.stopping:
-                raise ApiError(503, "the server is shutting down", "unavailable")
+                raise ShuttingDown("the server is shutting down")
             waiting = len(self.scheduler.waiting)
             if waiting >= self.scheduler.max_waiting:
-                raise ApiError(429, f"server is busy: {waiting} requests are waiting for a place "
-                                    f"(limit {self.scheduler.max_waiting}); retry shortly", "overloaded",
-                               {"Retry-After": "1"})
+                raise Overloaded(f"server is busy: {waiting} requests are waiting for a place "
+                                 f"(limit {self.scheduler.max_waiting}); retry shortly")
             self.scheduler.waiting.append(request)
             self.wakeup.notify()
         return request
@@ -101,7 +99,7 @@ class Engine:
         self.thread.join(timeout=10)
         with self.wakeup:
             for request in list(self.scheduler.running) + list(self.scheduler.waiting):
-                request.fail(ApiError(503, "the server is shutting down", "unavailable"))
+                request.fail(ShuttingDown("the server is shutting down"))
             self.scheduler.running.clear()
             self.scheduler.waiting.clear()
 
@@ -123,7 +121,7 @@ class Engine:
                 log.error("generation failed", exc_info=e)
                 with self.wakeup:
                     for item in batch:
-                        item.request.fail(ApiError(500, f"generation failed: {type(e).__name__}: {e}", "backend"))
+                        item.request.fail(StepFailed(f"generation failed: {type(e).__name__}: {e}"))
                         self.scheduler.retire(item.request)
                 continue
             with self.wakeup:

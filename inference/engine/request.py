@@ -9,8 +9,25 @@ import numpy as np
 from ..generation import Finisher, Settings, Token, prompt_feed
 
 
-class Cancelled(Exception):
-    """The request was cancelled (its client went away) or the server is stopping."""
+class EngineError(Exception):
+    """Why the engine could not take or finish a request; the server turns each
+    kind into an HTTP status (server.py, `api_error`)."""
+
+
+class Cancelled(EngineError):
+    """The request's reader gave up on it (its client went away)."""
+
+
+class Overloaded(EngineError):
+    """Too many requests are waiting for a place already."""
+
+
+class ShuttingDown(EngineError):
+    """The engine is stopping: it takes no request, and ends those it has."""
+
+
+class StepFailed(EngineError):
+    """The model failed during a step this request was part of."""
 
 
 class Request:
