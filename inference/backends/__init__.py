@@ -4,12 +4,44 @@
     model.forward(ids)            # [T] -> [T, V] float32 logits (numpy)
     session = model.new_session() # one sequence and its KV cache
     session.step(ids, temperature, top_k, top_p, coin) -> next id
+    pool = model.new_kv_pool(n_blocks, block_size)   # the paged KV cache of many sequences
+    model.step_batch(pool, chunks) -> one id (or None) per chunk   # one step of the engine
+
+`Model` and `Session` below write the interface down; both backends have it.
 """
 
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..tokenizer import Tokenizer
+
+
+class Session(Protocol):
+    def step(self, ids, temperature: float, top_k: int, top_p: float, coin: float) -> int:
+        """Feed the new ids (a prompt, then one token at a time); sample the next id."""
+
+
+class Model(Protocol):
+    name: str
+    device: str  # "cpu" or "cuda"
+    config: object  # reference.model.GPT2Config
+    tokenizer: Tokenizer
+
+    def forward(self, ids) -> np.ndarray:
+        """[T] ids -> [T, V] float32 logits, on the host."""
+
+    def new_session(self) -> Session:
+        """One sequence with a KV cache of its own: generation.generate_tokens uses it."""
+
+    def new_kv_pool(self, n_blocks: int, block_size: int):
+        """The paged KV cache the engine's sequences share."""
+
+    def step_batch(self, pool, chunks) -> list[int | None]:
+        """One step over many sequences (reference/paged.py's Chunk): the next id of each
+        chunk that samples, None for a piece of a prompt that goes on."""
 
 
 class DeviceError(RuntimeError):
@@ -42,7 +74,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(path, device: str = "cpu"):
+def load_model(path, device: str = "cpu") -> Model:
     """A Hugging Face GPT-2 folder -> a model on the chosen device."""
     path = Path(path)
     device = resolve_device(device)
