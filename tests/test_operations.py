@@ -42,12 +42,14 @@ def test_metrics_count_what_happened(tiny_model):
 
 def test_the_gauges_follow_the_engine(tiny_model):
     slow = WrappedModel(tiny_model, delay=0.05)
-    with serving(slow, engine_options={"max_batch": 1}) as (client, _):
+    with serving(slow, engine_options={"max_batch": 1}) as (client, app):
         threads = [threading.Thread(target=client.post, args=("/generate", {"prompt": "a", "max_new_tokens": 20}))
                    for _ in range(3)]
         for t in threads:
             t.start()
-        time.sleep(0.4)
+        engine, deadline = app.config["inference.engine"], time.monotonic() + 10
+        while (engine.stats()["running"], engine.stats()["waiting"]) != (1, 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
         busy = scrape(client)
         for t in threads:
             t.join()

@@ -297,9 +297,9 @@ def test_overload_answers_429_at_once(tiny_model):
         with ThreadPoolExecutor(2) as pool:
             busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
             engine, deadline = app.config["inference.engine"], time.monotonic() + 10
-            while engine.stats()["waiting"] < 1 and time.monotonic() < deadline:
+            while (engine.stats()["running"], engine.stats()["waiting"]) != (1, 1) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert engine.stats()["running"] == 1 and engine.stats()["waiting"] == 1
+            assert (engine.stats()["running"], engine.stats()["waiting"]) == (1, 1)
             t0 = time.perf_counter()
             status, headers, body = client.post("/generate", {"prompt": "a"})
             assert time.perf_counter() - t0 < 0.5
