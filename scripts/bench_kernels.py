@@ -32,6 +32,8 @@ SHAPES = {  # full run / --smoke
                [(1, 24, 40), (20, 24, 40)]),  # N x K x M
     "attention": ([(1, 1024, 768, 12), (1024, 1024, 768, 12)], [(1, 9, 16, 2), (6, 6, 16, 2)]),  # T, S, C, H
     "vocab": ([50257], [300]),
+    "paged": ([(8, 1024, 768, 12, 16), (64, 512, 768, 12, 16)], [(3, 9, 16, 2, 4)]),  # sequences N, S, C, H, block
+    "batch": ([8], [2]),  # engine requests decoding together
     "decode": ([(8, None)], [(2, 2)]),  # prompt tokens, new tokens (None: fill the context)
 }
 
@@ -166,6 +168,67 @@ def bench_sample(timer, V, rng):
     row("sample (T 0.7, top-k 40, top-p 0.9)", f"V={V}", ms, 4 * V, "GB/s", t, None)
 
 
+def bench_paged(timer, shapes, V, rng):
+    """The engine's decode step on the GPU: N sequences, one query row each, keys
+    read through scattered block tables; beside PyTorch's attention over the same
+    keys laid out contiguously. Then N rows sampled by one launch (a block each)."""
+    from numba import cuda
+    from inference.kernels import paged
+    from inference.kernels.sampling import BatchSampler
+    F, torch = timer.torch.nn.functional, timer.torch
+    for N, S, C, H, B in shapes:
+        D, blocks = C // H, -(-S // B)
+        k, v = (rng.standard_normal((N * blocks * B, C)).astype(np.float32) for _ in range(2))
+        tables = rng.permutation(N * blocks).astype(np.int32).reshape(N, blocks)  # blocks all over the pool
+        q = rng.standard_normal((N, C)).astype(np.float32)
+        dq, dk, dv, dt = cuda.to_device(q), cuda.to_device(k), cuda.to_device(v), cuda.to_device(tables)
+        positions, seq = cuda.to_device(np.full(N, S - 1, np.int32)), cuda.to_device(np.arange(N, dtype=np.int32))
+        out = cuda.device_array((N, C), np.float32)
+        slots = (tables[:, :, None] * B + np.arange(B)).reshape(N, -1)[:, :S]  # [N, S] each sequence's keys, in order
+        tq = torch.from_numpy(q).to(timer.torch_device).view(N, H, 1, D)
+        tk, tv = (torch.from_numpy(a[slots]).to(timer.torch_device).view(N, S, H, D).transpose(1, 2) for a in (k, v))
+        t = timer.pytorch(lambda: F.scaled_dot_product_attention(tq, tk, tv))
+        ms = timer.ours(lambda: paged.paged_attention(dq, dk, dv, positions, seq, dt, B, H, out))
+        row("paged_attention (decode rows)", f"N={N} S={S} C={C} H={H} B={B}", ms, 4 * N * S * D * H, "TFLOP/s", t,
+            None)
+    n = shapes[0][0]
+    logits = (rng.standard_normal((n, V)) * 3).astype(np.float32)
+    dl, tl, sampler = cuda.to_device(logits), torch.from_numpy(logits).to(timer.torch_device), BatchSampler(n, V)
+
+    def torch_sample():  # the usual recipe, all rows at once
+        top, idx = torch.softmax(tl / 0.7, dim=-1).topk(min(40, V), dim=-1)
+        keep = top.cumsum(-1) - top < 0.9
+        return idx.gather(-1, torch.multinomial(top * keep, 1))
+    t = timer.pytorch(torch_sample)
+    ms = timer.ours(lambda: sampler.launch(dl, [(0.7, 40, 0.9, 0.5)] * n))
+    row("sample_batch (T 0.7, top-k 40, top-p 0.9)", f"N={n} V={V}", ms, 4 * n * V, "GB/s", t, None)
+
+
+def batch_decode_speed(model_dir, requests, prompt_tokens, new_tokens, warm_up=True):
+    """Aggregate greedy tokens/s of `requests` generations through the engine on CUDA, beside one alone.
+    The warm-up compiles the kernels first (skipped by --smoke: under the simulator nothing compiles)."""
+    from inference import Settings, load_model
+    from inference.engine import Engine
+    model = load_model(model_dir, device="cuda")
+    n_new = new_tokens or model.config.n_ctx - prompt_tokens
+    prompt = model.tokenizer.encode("fn main() {\n    let x = 1;")[:prompt_tokens]
+    engine = Engine(model, max_batch=requests)
+    if warm_up:
+        engine.warm_up()
+    rates = []
+    for n in (1, requests):
+        t0 = time.perf_counter()
+        submitted = [engine.submit(prompt, Settings(max_new_tokens=n_new, do_sample=False)) for _ in range(n)]
+        tokens = sum(len(list(r.stream())) for r in submitted)
+        rates.append(tokens / (time.perf_counter() - t0))
+    engine.stop()
+    print(f"the engine on cuda, greedy, {n_new} tokens each (prompt and compile included in neither):")
+    print("| requests at once | tokens/s | vs one |")
+    print("| --- | --- | --- |")
+    for n, rate in zip((1, requests), rates):
+        print(f"| {n} | {rate:,.0f} | {rate / rates[0]:.2f}x |")
+
+
 def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
     """Greedy decode tokens/s on the same weights: CUDA backend, NumPy backend, PyTorch (HF)."""
     import transformers
@@ -238,8 +301,11 @@ def main(argv=None):
     bench_linear(timer, shapes["linear"], rng)
     bench_attention(timer, shapes["attention"], rng)
     bench_sample(timer, shapes["vocab"][0], rng)
+    bench_paged(timer, shapes["paged"], shapes["vocab"][0], rng)
     print()
     decode_speeds(args.model, torch, torch_device, *shapes["decode"][0])
+    print()
+    batch_decode_speed(args.model, shapes["batch"][0], *shapes["decode"][0], warm_up=not args.smoke)
 
 
 if __name__ == "__main__":

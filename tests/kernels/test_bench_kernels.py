@@ -24,6 +24,7 @@ def test_smoke_run_prints_every_row(capsys):
                          ("attention", attention)]:
         for v in module.VERSIONS:
             assert f"| {name} v{v} |" in out
-    assert "| sample (" in out
+    assert "| sample (" in out and "| sample_batch (" in out and "| paged_attention (decode rows) |" in out
+    assert "| requests at once | tokens/s | vs one |" in out
     for backend in ("inference, cuda backend", "inference, cpu backend", "PyTorch eager (HF)"):
         assert f"| {backend}" in out
