@@ -55,7 +55,6 @@ class Request:
         self.computed = 0
         self.sealed = 0  # full blocks already given their prefix key
         self.cached_tokens = 0  # prompt positions found in the prefix cache
-        self.preemptions = 0
         self.cancelled = False
         self.finished = False
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()

@@ -132,7 +132,6 @@ class Scheduler:
         self.running.remove(request)
         self.blocks.release(request.block_table)
         request.block_table, request.computed, request.sealed = [], 0, 0
-        request.preemptions += 1
         self.preemptions += 1
         self.waiting.appendleft(request)
 
