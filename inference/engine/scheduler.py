@@ -178,7 +178,5 @@ class Scheduler:
     def drop_cancelled(self) -> None:
         for request in [r for r in self.running if r.cancelled]:
             self.retire(request)
-        for request in [r for r in self.waiting if r.cancelled]:
+        for request in [r for r in self.waiting if r.cancelled]:  # a waiting request holds no blocks
             self.waiting.remove(request)
-            self.blocks.release(request.block_table)
-            request.block_table = []
