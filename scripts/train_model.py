@@ -128,6 +128,23 @@ def validation_loss(model, tokens, n_ctx, n_windows=32):
     return F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
 
 
+class LossLog:
+    """loss.csv, kept up to the step a run starts from: rows a killed run wrote
+    after its last checkpoint are dropped, since the resumed run computes those steps again."""
+
+    def __init__(self, path: Path, step: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = list(csv.reader(path.open(newline=""))) if step and path.is_file() else []
+        rows = rows[:1] + [row for row in rows[1:] if int(row[0]) <= step]
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows(rows or [["step", "tokens", "seconds", "train_loss", "val_loss"]])
+        self.file = path.open("a", newline="")
+
+    def write(self, row: list) -> None:
+        csv.writer(self.file).writerow(row)
+        self.file.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path("corpus"))
@@ -158,13 +175,13 @@ def main() -> None:
     config = GPT2Config(args.n_layer, args.n_head, args.n_embd, args.n_ctx, tokenizer.vocab_size)
     model = GPT2(config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    step, rng, elapsed = 0, np.random.default_rng(args.seed), 0.0
+    step, rng, elapsed, smooth = 0, np.random.default_rng(args.seed), 0.0, None
     ckpt = args.out / "ckpt.pt"
     if args.resume or args.export_only:
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        step, elapsed = state["step"], state["elapsed"]
+        step, elapsed, smooth = state["step"], state["elapsed"], state.get("smooth")
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed from {ckpt} at step {step}")
@@ -172,8 +189,9 @@ def main() -> None:
     def save():
         args.out.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "config": vars(config)}, ckpt)
+                    "smooth": smooth, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "config": vars(config)}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)  # a run killed mid-save keeps the previous checkpoint
 
     def export():
         save_checkpoint(args.export, config, model.hf_tensors(), tokenizer, eos_token_id=eos)
@@ -191,12 +209,8 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params:,} parameters; {len(train):,} train tokens; {total_steps} steps of {tokens_per_step}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = (args.out / "loss.csv").open("a", newline="")
-    writer = csv.writer(log)
-    if step == 0:
-        writer.writerow(["step", "tokens", "seconds", "train_loss", "val_loss"])
-    t_start, t_ckpt, smooth = time.perf_counter() - elapsed, time.perf_counter(), None
+    log = LossLog(args.out / "loss.csv", step)
+    t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
     model.train()
     while step < total_steps:
         lr = learning_rate(step, total_steps, args.lr, args.warmup)
@@ -223,8 +237,7 @@ def main() -> None:
             model.eval()
             vl = validation_loss(model, val, args.n_ctx)
             model.train()
-            writer.writerow([step, step * tokens_per_step, round(elapsed, 1), round(smooth, 4), round(vl, 4)])
-            log.flush()
+            log.write([step, step * tokens_per_step, round(elapsed, 1), round(smooth, 4), round(vl, 4)])
             print(f"\nstep {step}: val loss {vl:.3f}", flush=True)
         if time.perf_counter() - t_ckpt > args.ckpt_minutes * 60:
             save()

@@ -2,7 +2,7 @@
 
     python scripts/train_tokenizer.py corpus/train-*.txt --merges 3840 --out data/claude-rust-small
 
-Reads at most `--max-mb` of text (in file order), splits it on "<|endoftext|>"
+Reads at most `--max-mb` of text (an equal share from each file), splits it on "<|endoftext|>"
 so no merge crosses a document boundary, learns the merges with
 `inference.tokenizer.train_bpe`, and writes vocab.json + merges.txt.
 The vocabulary size is 256 bytes + merges + 1 (<|endoftext|>).
@@ -16,12 +16,15 @@ from inference.tokenizer import ENDOFTEXT, count_pieces, train_bpe
 
 
 def read_text(files: list[Path], max_bytes: int) -> list[str]:
-    docs, size = [], 0
+    """Documents from the files, at most max_bytes / len(files) from each:
+    shards are in crate order, so each shard gives its share."""
+    docs, share = [], max_bytes // len(files)
     for f in files:
+        size = 0
         for doc in f.read_text(encoding="utf-8").split(ENDOFTEXT):
-            if size >= max_bytes:
-                return docs
-            docs.append(doc[: max_bytes - size])
+            if size >= share:
+                break
+            docs.append(doc[: share - size])
             size += len(docs[-1].encode("utf-8"))
     return docs
 
