@@ -30,9 +30,9 @@ import re
 import subprocess
 import tarfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 SEPARATOR = "<|endoftext|>"
 SPLITS = ("reserved", "val", "train")  # the order files are claimed in

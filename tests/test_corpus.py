@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import build_corpus  # noqa: E402
-from build_corpus import SEPARATOR, Source, build, is_reserved, read_packages, split_of  # noqa: E402
+import build_corpus
+from build_corpus import SEPARATOR, Source, build, is_reserved, read_packages, split_of
 
 # The list, spelled as the crates spell themselves on crates.io.
 RESERVED = ["anyhow", "bitflags", "bytes", "clap", "either", "hashbrown", "indexmap", "itertools", "log", "memchr",
