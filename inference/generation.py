@@ -14,11 +14,12 @@ the start of a stop sequence (the StopMatcher holds it). So the streamed
 pieces, joined, are exactly the text a non-streaming call returns.
 """
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
+from .reference.sampling import Penalties, Pick, Sampling
 from .tokenizer import ENDOFTEXT
 
 
@@ -32,12 +33,21 @@ class Settings:
     stop_sequences: Sequence[str] = ()
     do_sample: bool = True
     seed: int | None = None
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # 1: off
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logprobs: int | None = None  # report each token's log-probability and this many alternatives
 
-    @property
-    def sampling(self) -> tuple[float, int, float]:
-        """(temperature, top_k, top_p) as the samplers take them; greedy is temperature 0."""
-        temperature = self.temperature if self.do_sample else 0.0
-        return float(temperature), int(self.top_k), float(self.top_p)
+    def sampling(self, coin: float, tokens: Sequence[int], prompt_length: int) -> Sampling:
+        """How the next token is picked, given the sequence so far (prompt, then output)."""
+        temperature = self.temperature if self.do_sample else 0.0  # greedy is temperature 0
+        penalties = None
+        if (self.repetition_penalty, self.frequency_penalty, self.presence_penalty) != (1.0, 0.0, 0.0):
+            penalties = Penalties.of(tokens, prompt_length, self.repetition_penalty, self.frequency_penalty,
+                                     self.presence_penalty)
+        return Sampling(float(temperature), int(self.top_k), float(self.top_p), float(coin), float(self.min_p),
+                        penalties, self.logprobs)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class Token:
     id: int
     text: str  # the text this token releases (may be "" while text is held back)
     finish_reason: str | None = None  # set on the last token: "length", "stop" or "eos"
+    logprob: float | None = None  # with logprobs asked for: its log-probability
+    top: tuple = ()  # and the likeliest alternatives, (id, logprob) pairs
 
 
 class StopMatcher:
@@ -114,25 +126,25 @@ class Finisher:
         self.eos = tokenizer.special_tokens.get(ENDOFTEXT)
         self.decoder, self.stops = tokenizer.stream_decoder(), StopMatcher(settings.stop_sequences)
         self.max_new_tokens, self.n_ctx = settings.max_new_tokens, n_ctx
-        self.length, self.generated = prompt_length, 0
+        self.prompt_length, self.length, self.generated = prompt_length, prompt_length, 0
 
-    def accept(self, token: int) -> Token:
+    def accept(self, pick: Pick) -> Token:
         self.length, self.generated = self.length + 1, self.generated + 1
-        if token == self.eos:
-            return self.finish(token, "", "eos")
-        released, stopped = self.stops.push(self.decoder.feed(token))
+        if pick.id == self.eos:
+            return self.finish(pick, "", "eos")
+        released, stopped = self.stops.push(self.decoder.feed(pick.id))
         if stopped:
-            return Token(token, released, "stop")
+            return Token(pick.id, released, "stop", pick.logprob, pick.top)
         if self.generated == self.max_new_tokens or self.length == self.n_ctx:
-            return self.finish(token, released, "length")
-        return Token(token, released)
+            return self.finish(pick, released, "length")
+        return Token(pick.id, released, None, pick.logprob, pick.top)
 
-    def finish(self, token: int, released: str, reason: str) -> Token:
+    def finish(self, pick: Pick, released: str, reason: str) -> Token:
         """The last token: release what was held back (unless it completes a stop)."""
         tail, stopped = self.stops.push(self.decoder.flush())
         if stopped:
-            return Token(token, released + tail, "stop")
-        return Token(token, released + tail + self.stops.flush(), reason)
+            return Token(pick.id, released + tail, "stop", pick.logprob, pick.top)
+        return Token(pick.id, released + tail + self.stops.flush(), reason, pick.logprob, pick.top)
 
 
 def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Iterator[Token]:
@@ -140,13 +152,15 @@ def generate_tokens(model, prompt_ids: Sequence[int], settings: Settings) -> Ite
     feed = prompt_feed(prompt_ids, model.tokenizer, model.config.n_ctx)
     finisher = Finisher(model.tokenizer, settings, len(feed), model.config.n_ctx)
     coins = np.random.default_rng(settings.seed)
-    session = model.new_session()
+    session, tokens = model.new_session(), list(feed)  # tokens: the prompt, then the output
     while True:
-        token = finisher.accept(session.step(feed, *settings.sampling, coin=coins.random(dtype=np.float32)))
+        sampling = settings.sampling(coins.random(dtype=np.float32), tokens, finisher.prompt_length)
+        token = finisher.accept(session.step(feed, sampling))
         yield token
         if token.finish_reason:
             return
         feed = [token.id]
+        tokens.append(token.id)
 
 
 @dataclass(frozen=True)

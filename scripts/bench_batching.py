@@ -45,10 +45,10 @@ from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
 from inference.reference.paged import Chunk
-from inference.reference.sampling import sample
+from inference.reference.sampling import Sampling, choose
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLING = (0.7, 40, 0.9, 0.5)
+SAMPLING = Sampling(temperature=0.7, top_k=40, top_p=0.9, coin=0.5)
 
 
 def best_ms(fns, rounds, calls=10):
@@ -74,7 +74,7 @@ def step_costs(model, repeat, position=128):
 
     def reference_step():
         cache.length = position
-        sample(forward_last(params, config, [5], cache), *SAMPLING)
+        choose(forward_last(params, config, [5], cache), SAMPLING)
 
     pool = model.new_kv_pool(64 * 17, 16)
     blocks = -(-(position + 1) // 16)

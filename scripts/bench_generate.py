@@ -21,18 +21,20 @@ from pathlib import Path
 import numpy as np
 
 from inference import load_model
+from inference.reference.sampling import Sampling
 
 ROOT = Path(__file__).resolve().parent.parent
+GREEDY = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
 
 
 def ours(model, prompt, n_new):
     session = model.new_session()
     t0 = time.perf_counter()
-    token = session.step(prompt, 0.0, 0, 1.0, coin=0.5)
+    token = session.step(prompt, GREEDY).id
     t1 = time.perf_counter()
     tokens = [token]
     for _ in range(n_new - 1):
-        tokens.append(session.step([tokens[-1]], 0.0, 0, 1.0, coin=0.5))
+        tokens.append(session.step([tokens[-1]], GREEDY).id)
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, tokens
 

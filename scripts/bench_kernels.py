@@ -175,6 +175,7 @@ def bench_paged(timer, shapes, V, rng):
     from numba import cuda
     from inference.kernels import paged
     from inference.kernels.sampling import BatchSampler
+    from inference.reference.sampling import Sampling
     F, torch = timer.torch.nn.functional, timer.torch
     for N, S, C, H, B in shapes:
         D, blocks = C // H, -(-S // B)
@@ -200,7 +201,7 @@ def bench_paged(timer, shapes, V, rng):
         keep = top.cumsum(-1) - top < 0.9
         return idx.gather(-1, torch.multinomial(top * keep, 1))
     t = timer.pytorch(torch_sample)
-    ms = timer.ours(lambda: sampler.launch(dl, [(0.7, 40, 0.9, 0.5)] * n))
+    ms = timer.ours(lambda: sampler.launch(dl, [Sampling(0.7, 40, 0.9, 0.5)] * n))
     row("sample_batch (T 0.7, top-k 40, top-p 0.9)", f"N={n} V={V}", ms, 4 * n * V, "GB/s", t, None)
 
 
@@ -234,16 +235,18 @@ def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
     import transformers
 
     from inference import load_model
+    from inference.reference.sampling import Sampling
+    greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
     rows = []
     for device in ("cuda", "cpu"):
         model = load_model(model_dir, device=device)
         n_new = new_tokens or model.config.n_ctx - prompt_tokens
         prompt = model.tokenizer.encode("fn main() {\n    let x = 1;")[:prompt_tokens]
         session = model.new_session()
-        token = session.step(prompt, 0.0, 0, 1.0, 0.5)
+        token = session.step(prompt, greedy).id
         t0 = time.perf_counter()
         for _ in range(n_new - 1):
-            token = session.step([token], 0.0, 0, 1.0, 0.5)
+            token = session.step([token], greedy).id
         rows.append((f"inference, {device} backend", (n_new - 1) / (time.perf_counter() - t0)))
     hf = transformers.GPT2LMHeadModel.from_pretrained(model_dir).to(torch_device).eval()
     with torch.no_grad():

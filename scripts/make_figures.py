@@ -115,7 +115,8 @@ def sampling_figure(model, out, top_k=40, top_p=0.9, temperature=0.7):
     w = np.exp((logits - logits.max()) / np.float32(temperature))
     p = w / w.sum()
     order = np.argsort(-p)[:60]
-    k_kept, p_kept = top_k_mask(w, top_k), top_k_mask(w, top_k) & top_p_mask(w, top_k, top_p)
+    k_kept = top_k_mask(w, top_k)
+    p_kept = k_kept & top_p_mask(w, k_kept, top_p)
     colors = ["tab:green" if p_kept[i] else ("tab:orange" if k_kept[i] else "lightgrey") for i in order]
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(range(len(order)), p[order], color=colors)

@@ -5,6 +5,7 @@ import pytest
 
 from inference.generation import PromptTooLong, Settings, StopMatcher, generate, generate_tokens
 from inference.reference.model import GPT2Config
+from inference.reference.sampling import Pick
 from inference.tokenizer import ENDOFTEXT
 
 
@@ -20,9 +21,9 @@ class ScriptedModel:
         script, fed = iter(self.script), self.fed
 
         class Session:
-            def step(self, ids, temperature, top_k, top_p, coin):
+            def step(self, ids, sampling):
                 fed.append(list(ids))
-                return next(script)
+                return Pick(next(script))
         return Session()
 
 

@@ -3,18 +3,20 @@
 import numpy as np
 import pytest
 
-from inference.reference.sampling import sample
+from inference.generation import Settings
+from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
 
 RNG = np.random.default_rng(7)
 
 
-def kept_probabilities(logits, temperature, top_k, top_p):
+def kept_probabilities(logits, temperature, top_k, top_p, min_p=0.0):
     """float64, token by token, straight from the rules in sampling.py's docstring."""
     w = np.exp((np.float64(logits) - np.max(logits)) / temperature)
     V = len(w)
     kept = np.ones(V, dtype=bool)
     if 0 < top_k < V:
         kept &= np.array([np.sum(w > w[i]) < top_k for i in range(V)])
+    kept &= w >= min_p * w.max()
     if top_p < 1:
         total = w[kept].sum()
         kept &= np.array([w[kept & (w > w[i])].sum() < top_p * total for i in range(V)])
@@ -22,15 +24,16 @@ def kept_probabilities(logits, temperature, top_k, top_p):
     return p / p.sum()
 
 
-@pytest.mark.parametrize("temperature, top_k, top_p", [
-    (1.0, 0, 1.0), (0.7, 40, 0.9), (1.3, 5, 1.0), (0.5, 0, 0.5), (2.0, 3, 0.95), (1.0, 1000, 0.3),
+@pytest.mark.parametrize("temperature, top_k, top_p, min_p", [
+    (1.0, 0, 1.0, 0.0), (0.7, 40, 0.9, 0.0), (1.3, 5, 1.0, 0.0), (0.5, 0, 0.5, 0.0), (2.0, 3, 0.95, 0.0),
+    (1.0, 1000, 0.3, 0.0), (1.0, 0, 1.0, 0.05), (0.7, 40, 0.9, 0.2), (1.5, 0, 1.0, 1.0),
 ])
-def test_a_fine_grid_of_coins_reproduces_the_distribution(temperature, top_k, top_p):
+def test_a_fine_grid_of_coins_reproduces_the_distribution(temperature, top_k, top_p, min_p):
     logits = (RNG.standard_normal(300) * 2).astype(np.float32)
-    p = kept_probabilities(logits, temperature, top_k, top_p)
+    p = kept_probabilities(logits, temperature, top_k, top_p, min_p)
     n = 20_000
     coins = (np.arange(n) + 0.5) / n  # evenly spaced: each token gets a share of coins equal to p
-    counts = np.bincount([sample(logits, temperature, top_k, top_p, c) for c in coins], minlength=300)
+    counts = np.bincount([sample(logits, temperature, top_k, top_p, c, min_p) for c in coins], minlength=300)
     assert np.all(counts[p == 0] == 0), "a token outside top-k/top-p was chosen"
     np.testing.assert_allclose(counts / n, p, atol=2 / n)
 
@@ -73,3 +76,64 @@ def test_a_tiny_temperature_is_greedy(temperature):
     logits = RNG.standard_normal(300).astype(np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # and no warnings
         assert {sample(logits, temperature, 40, 0.9, coin) for coin in (0.0, 0.5, 0.999)} == {int(np.argmax(logits))}
+
+
+def penalized_float64(logits, tokens, prompt_length, repetition, frequency, presence):
+    """The definitions, token by token: CTRL's repetition penalty on every id seen in
+    the prompt or the output, then OpenAI's frequency and presence penalties by
+    how often each id appears in the output."""
+    out = np.float64(logits).copy()
+    output = list(tokens[prompt_length:])
+    for i in set(tokens):
+        out[i] = out[i] / repetition if out[i] > 0 else out[i] * repetition
+        count = output.count(i)
+        out[i] -= count * frequency + (1.0 if count > 0 else 0.0) * presence
+    return out
+
+
+@pytest.mark.parametrize("repetition, frequency, presence", [(1.3, 0.0, 0.0), (1.0, 0.5, 0.0), (1.0, 0.0, 0.7),
+                                                              (1.2, 0.4, 0.3), (0.8, -0.5, -1.0)])
+def test_penalties_follow_their_definitions(repetition, frequency, presence):
+    logits = (RNG.standard_normal(50) * 3).astype(np.float32)
+    tokens = [3, 7, 7, 12, 40] + [7, 12, 12, 0, 49]  # a prompt of 5, an output of 5
+    penalties = Penalties.of(tokens, 5, repetition, frequency, presence)
+    want = penalized_float64(logits, tokens, 5, repetition, frequency, presence)
+    np.testing.assert_allclose(penalize(logits, penalties), want, rtol=1e-6, atol=1e-6)
+    untouched = np.setdiff1d(np.arange(50), tokens)
+    assert np.array_equal(penalize(logits, penalties)[untouched], logits[untouched])
+
+
+def test_default_settings_apply_no_penalty_and_no_min_p():
+    sampling = Settings().sampling(0.5, [1, 2, 2], 1)
+    assert sampling.penalties is None and sampling.min_p == 0.0 and sampling.logprobs is None
+    logits = RNG.standard_normal(50).astype(np.float32)
+    for coin in np.linspace(0, 0.999, 50):
+        assert choose(logits, Sampling(0.7, 40, 0.9, coin)).id == sample(logits, 0.7, 40, 0.9, coin)
+
+
+def test_a_repetition_penalty_breaks_a_greedy_loop():
+    logits = np.array([0.0, 5.0, 4.0, 1.0], dtype=np.float32)  # greedy: 1, whatever came before
+    loop = Settings(do_sample=False).sampling(0.5, [3, 1, 1, 1], 1)
+    assert choose(logits, loop).id == 1
+    penalized = Settings(do_sample=False, repetition_penalty=1.5).sampling(0.5, [3, 1, 1, 1], 1)
+    assert choose(logits, penalized).id == 2  # 5 / 1.5 < 4
+
+
+def log_softmax_float64(logits, temperature):
+    x = np.float64(logits) / (temperature or 1.0)
+    return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+
+@pytest.mark.parametrize("temperature, top_k, k", [(0.7, 40, 5), (1.0, 0, 20), (0.0, 0, 3), (1.3, 5, 0)])
+def test_logprobs_are_the_log_softmax_after_penalties_and_temperature(temperature, top_k, k):
+    logits = (RNG.standard_normal(300) * 3).astype(np.float32)
+    tokens = [5, 9, 9, 250]
+    sampling = Settings(temperature=temperature, top_k=top_k, do_sample=temperature > 0, repetition_penalty=1.3,
+                        presence_penalty=0.5, logprobs=k).sampling(0.37, tokens, 2)
+    pick = choose(logits, sampling)
+    want = log_softmax_float64(penalized_float64(logits, tokens, 2, 1.3, 0.0, 0.5), temperature)
+    assert pick.id == choose(logits, Sampling(**{**sampling.__dict__, "logprobs": None})).id
+    assert abs(pick.logprob - want[pick.id]) < 1e-5
+    order = sorted(range(300), key=lambda i: (-want[i], i))[:k]
+    assert [i for i, _ in pick.top] == order
+    np.testing.assert_allclose([lp for _, lp in pick.top], want[order], atol=1e-5)

@@ -3,9 +3,9 @@
     model = load_model("data/claude-rust-small", device="cpu")   # or "cuda", "auto"
     model.forward(ids)            # [T] -> [T, V] float32 logits (numpy)
     session = model.new_session() # one sequence and its KV cache
-    session.step(ids, temperature, top_k, top_p, coin) -> next id
+    session.step(ids, sampling) -> Pick (the next id; its logprob if asked)
     pool = model.new_kv_pool(n_blocks, block_size)   # the paged KV cache of many sequences
-    model.step_batch(pool, chunks) -> one id (or None) per chunk   # one step of the engine
+    model.step_batch(pool, chunks) -> one Pick (or None) per chunk   # one step of the engine
 
 `Model` and `Session` below write the interface down; both backends have it.
 """
@@ -16,12 +16,14 @@ from typing import Protocol
 import numpy as np
 
 from ..checkpoint import load_checkpoint
+from ..reference.sampling import Pick, Sampling
 from ..tokenizer import Tokenizer
 
 
 class Session(Protocol):
-    def step(self, ids, temperature: float, top_k: int, top_p: float, coin: float) -> int:
-        """Feed the new ids (a prompt, then one token at a time); sample the next id."""
+    def step(self, ids, sampling: Sampling) -> Pick:
+        """Feed the new ids (a prompt, then one token at a time); pick the next token
+        (reference/sampling.py says how)."""
 
 
 class Model(Protocol):
@@ -39,9 +41,9 @@ class Model(Protocol):
     def new_kv_pool(self, n_blocks: int, block_size: int):
         """The paged KV cache the engine's sequences share."""
 
-    def step_batch(self, pool, chunks) -> list[int | None]:
-        """One step over many sequences (reference/paged.py's Chunk): the next id of each
-        chunk that samples, None for a piece of a prompt that goes on."""
+    def step_batch(self, pool, chunks) -> list[Pick | None]:
+        """One step over many sequences (reference/paged.py's Chunk): the next token of
+        each chunk that samples, None for a piece of a prompt that goes on."""
 
 
 class DeviceError(RuntimeError):

@@ -17,8 +17,9 @@ from ..kernels.gelu import gelu
 from ..kernels.layernorm import layer_norm
 from ..kernels.matmul import linear
 from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv as store_kv_paged
-from ..kernels.sampling import BatchSampler, Sampler
+from ..kernels.sampling import BatchSampler
 from ..reference.paged import slots
+from ..reference.sampling import Pick, Sampling
 
 
 def upload(tree):
@@ -52,7 +53,7 @@ class CudaModel:
     def new_kv_pool(self, n_blocks: int, block_size: int) -> "CudaKVPool":
         return CudaKVPool(self, n_blocks, block_size)
 
-    def step_batch(self, pool: "CudaKVPool", chunks) -> list[int | None]:
+    def step_batch(self, pool: "CudaKVPool", chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch, kernel by
         kernel: the batch's N rows go through each linear layer together,
         attention reads each row's keys through its block table, and one
@@ -75,17 +76,16 @@ class CudaModel:
             linear(fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=x, residual=x)
         layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
         sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
-        ids = [None] * len(chunks)
+        picks = [None] * len(chunks)
         if sampled:
             n = len(sampled)
             last = pool.last[:n]
             last.copy_to_device(np.asarray(rows.last_rows[sampled], dtype=np.int32))
             gather_rows(h, last, out=pool.h_last[:n])
             linear(pool.h_last[:n], p["wte_t"], p["no_bias"], out=pool.logits[:n])
-            chosen = pool.sampler.launch(pool.logits[:n], [chunks[i].sampling for i in sampled]).copy_to_host()
-            for i, token in zip(sampled, chosen):
-                ids[i] = int(token)
-        return ids
+            for i, pick in zip(sampled, pool.sampler.launch(pool.logits[:n], [chunks[i].sampling for i in sampled])):
+                picks[i] = pick
+        return picks
 
 
 class CudaSession:
@@ -105,8 +105,7 @@ class CudaSession:
         self.att = cuda.device_array((c.n_ctx, C), dtype=np.float32)
         self.fc = cuda.device_array((c.n_ctx, 4 * C), dtype=np.float32)
         self.logits = cuda.device_array((1, c.vocab_size), dtype=np.float32)
-        self.sampler = Sampler(c.vocab_size)
-        self.token = cuda.pinned_array(1, dtype=np.int32)  # where the chosen id lands on the host
+        self.sampler = BatchSampler(1, c.vocab_size)
         self.length = 0
 
     def hidden_states(self, ids):  # [T] -> device [T, C], after the final layer norm
@@ -132,13 +131,12 @@ class CudaSession:
         self.length = start + T
         return layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
 
-    def step(self, ids, temperature, top_k, top_p, coin) -> int:
-        """Feed the new ids; sample the next id on the device; return it."""
+    def step(self, ids, sampling: Sampling) -> Pick:
+        """Feed the new ids; pick the next token on the device; return it."""
         p = self.model.params
         last = self.hidden_states(ids)[len(ids) - 1:]  # [1, C]
         linear(last, p["wte_t"], p["no_bias"], out=self.logits)
-        self.sampler.launch(self.logits[0], temperature, top_k, top_p, coin).copy_to_host(self.token)
-        return int(self.token[0])
+        return self.sampler.launch(self.logits, [sampling])[0]
 
 
 class CudaKVPool:

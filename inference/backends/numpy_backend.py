@@ -4,7 +4,7 @@ import numpy as np
 
 from ..reference.model import KVCache, forward, forward_last
 from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head
-from ..reference.sampling import sample
+from ..reference.sampling import Pick, Sampling, choose
 
 
 class NumpyModel:
@@ -22,17 +22,17 @@ class NumpyModel:
     def new_kv_pool(self, n_blocks: int, block_size: int) -> KVPool:
         return KVPool(self.config, n_blocks, block_size)
 
-    def step_batch(self, pool: KVPool, chunks) -> list[int | None]:
+    def step_batch(self, pool: KVPool, chunks) -> list[Pick | None]:
         """One step over many sequences (reference/paged.py): every chunk's new
-        tokens in, the next id of each chunk that samples out (None for the others)."""
+        tokens in, the next token of each chunk that samples out (None for the others)."""
         hidden = batch_hidden_states(self.params, self.config, pool, chunks)  # [N, C]
         last_rows = np.cumsum([len(c.ids) for c in chunks]) - 1
         sampled = [i for i, c in enumerate(chunks) if c.sampling is not None]
         logits = batch_lm_head(hidden[last_rows[sampled]], self.params["wte"])  # [n, V]
-        ids = [None] * len(chunks)
+        picks = [None] * len(chunks)
         for i, row in zip(sampled, logits):
-            ids[i] = sample(row, *chunks[i].sampling)
-        return ids
+            picks[i] = choose(row, chunks[i].sampling)
+        return picks
 
 
 class NumpySession:
@@ -42,7 +42,7 @@ class NumpySession:
         self.model = model
         self.cache = KVCache(model.config)
 
-    def step(self, ids, temperature, top_k, top_p, coin) -> int:
-        """Feed the new ids (the prompt, then one token at a time); return the next id."""
+    def step(self, ids, sampling: Sampling) -> Pick:
+        """Feed the new ids (the prompt, then one token at a time); pick the next token."""
         logits = forward_last(self.model.params, self.model.config, ids, self.cache)
-        return sample(logits, temperature, top_k, top_p, coin)
+        return choose(logits, sampling)

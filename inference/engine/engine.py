@@ -116,7 +116,7 @@ class Engine:
             if not batch:  # only cancelled requests were left
                 continue
             try:
-                ids = self.model.step_batch(self.pool, [item.chunk for item in batch])
+                picks = self.model.step_batch(self.pool, [item.chunk for item in batch])
             except Exception as e:  # the model failed: every request of this step fails, the engine goes on
                 log.error("generation failed", exc_info=e)
                 with self.wakeup:
@@ -126,7 +126,7 @@ class Engine:
                 continue
             with self.wakeup:
                 self.steps += 1
-                finished = self.scheduler.finish_step(batch, ids)
+                finished = self.scheduler.finish_step(batch, picks)
             for request in finished:
                 self.on_finish(request, time.perf_counter())
 

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ..generation import Finisher, Settings, Token, prompt_feed
+from ..reference.sampling import Pick, Sampling
 
 
 class EngineError(Exception):
@@ -66,14 +67,13 @@ class Request:
         prompt while prefilling, then the one token generated last."""
         return len(self.tokens) - self.computed
 
-    def next_sampling(self) -> tuple[float, int, float, float]:
-        temperature, top_k, top_p = self.settings.sampling
-        return temperature, top_k, top_p, self.coins.random(dtype=np.float32)
+    def next_sampling(self) -> Sampling:
+        return self.settings.sampling(self.coins.random(dtype=np.float32), self.tokens, self.prompt_length)
 
-    def accept(self, token_id: int) -> Token:
+    def accept(self, pick: Pick) -> Token:
         """The engine chose this request's next token: record it, hand it to the reader."""
-        self.tokens.append(token_id)
-        token = self.finisher.accept(token_id)
+        self.tokens.append(pick.id)
+        token = self.finisher.accept(pick)
         self.first_token_at = self.first_token_at or time.perf_counter()
         self.finished = token.finish_reason is not None
         self.outbox.put(token)

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..reference.paged import Chunk
+from ..reference.sampling import Pick
 from .blocks import BlockManager
 from .request import Request
 
@@ -146,16 +147,16 @@ class Scheduler:
 
     # ------------------------------------------------------------ after a step
 
-    def finish_step(self, batch: list[Scheduled], ids: list[int | None]) -> list[Request]:
+    def finish_step(self, batch: list[Scheduled], picks: list[Pick | None]) -> list[Request]:
         """Record what the step computed and chose; retire finished requests
         and return them."""
         finished = []
-        for item, token in zip(batch, ids):
+        for item, pick in zip(batch, picks):
             request = item.request
             request.computed = item.chunk.end
             self.seal_full_blocks(request)
-            if token is not None and not request.cancelled:
-                request.accept(token)
+            if pick is not None and not request.cancelled:
+                request.accept(pick)
                 if request.finished:
                     finished.append(request)
             if request.finished or request.cancelled:

@@ -20,6 +20,12 @@ threads does it all, and only the chosen id (4 bytes) goes back to the host.
    weights; a scan of those chunk sums in shared memory finds the chunk in
    which the running sum passes coin * total, and its thread walks it.
 
+The batch kernel also takes min_p (one more threshold: a weight of at least
+min_p, compared as bits like the others) and, per row that asks, writes the
+chosen token's log-probability: one more reduction, the sum of all weights,
+so only 4 more bytes come back. Penalties change the logits before it, in
+`penalize_kernel`: the host sends each row's seen ids and what to subtract.
+
 The only version is this one: it is the simple one (each step is a loop and
 a block reduction). Float sums are added in another order than NumPy's, so
 a coin that lands within ~1e-7 of a boundary between two tokens can pick
@@ -31,6 +37,7 @@ import math
 import numpy as np
 from numba import cuda, float32, int32
 
+from ..reference.sampling import Pick, Sampling, log_softmax, top_logprobs
 from .common import MAX_BLOCK, NEG_INF, SAMPLE_BLOCK, block_argmax, block_sum
 
 ONE_BITS = 0x3F800000  # the bit pattern of 1.0f, the largest weight (the max logit's)
@@ -57,18 +64,55 @@ def mass_above(weights, bits, keep_from, threshold):  # sum of kept weights whos
 @cuda.jit
 def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
     # logits [V]; weights [V] scratch, bits = the same memory viewed as int32; out [1] int32
-    sample_row(logits, temperature, top_k, top_p, coin, weights, bits, out, 0)
+    sample_row(logits, temperature, top_k, top_p, int32(0), coin, weights, bits, out, 0)
 
 
 @cuda.jit
-def sample_batch_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
-    # one block per row: logits [n, V]; temperature, top_k, top_p, coin [n]; weights, bits [n, V]; out [n]
+def sample_batch_kernel(logits, temperature, top_k, top_p, min_p_bits, coin, want_logprob, weights, bits, out,
+                        logprob):
+    # one block per row: logits [n, V]; temperature, top_k, top_p, min_p_bits, coin, want_logprob [n];
+    # weights, bits [n, V]; out [n] int32; logprob [n] float32, written where want_logprob
     r = cuda.blockIdx.x
-    sample_row(logits[r], temperature[r], top_k[r], top_p[r], coin[r], weights[r], bits[r], out, r)
+    sample_row(logits[r], temperature[r], top_k[r], top_p[r], min_p_bits[r], coin[r], weights[r], bits[r], out, r)
+    if want_logprob[r] != 0:
+        row_logprob(logits[r], temperature[r], out, logprob, r)
+
+
+@cuda.jit
+def penalize_kernel(logits, ids, subtract, offsets, repetition):
+    # one block per row: logits [n, V], changed in place; row r's seen ids are ids[offsets[r]:offsets[r + 1]]
+    # (distinct, so no two threads touch one logit), with subtract [same] and repetition [n]
+    r, t = cuda.blockIdx.x, cuda.threadIdx.x
+    rp = repetition[r]
+    for j in range(offsets[r] + t, offsets[r + 1], cuda.blockDim.x):
+        x = logits[r, ids[j]]
+        x = x / rp if x > float32(0) else x * rp
+        logits[r, ids[j]] = x - subtract[j]
 
 
 @cuda.jit(device=True, inline="always")
-def sample_row(logits, temperature, top_k, top_p, coin, weights, bits, out, row):  # the chosen id -> out[row]
+def row_logprob(logits, temperature, out, logprob, row):
+    """log softmax(logits / temperature) at the chosen id (temperature 1 when greedy), as
+    reference.sampling.log_softmax computes it: the max, then the sum of exp."""
+    cuda.syncthreads()  # out[row] was written by one thread
+    t, step = cuda.threadIdx.x, cuda.blockDim.x
+    temp = temperature if temperature > float32(0) else float32(1)
+    best, best_i = NEG_INF, int32(logits.shape[0])
+    for i in range(t, logits.shape[0], step):
+        if logits[i] > best:
+            best, best_i = logits[i], int32(i)
+    m = logits[block_argmax(best, best_i)]
+    z = float32(0)
+    for i in range(t, logits.shape[0], step):
+        z += math.exp((logits[i] - m) / temp)
+    z = block_sum(z)
+    if t == 0:
+        logprob[row] = (logits[out[row]] - m) / temp - math.log(z)
+
+
+@cuda.jit(device=True, inline="always")
+def sample_row(logits, temperature, top_k, top_p, min_p_bits, coin, weights, bits, out, row):
+    # the chosen id -> out[row]; min_p_bits: the bit pattern of min_p as a float32 (0: off)
     t, step = cuda.threadIdx.x, cuda.blockDim.x
     V = logits.shape[0]
     best, best_i = NEG_INF, int32(V)
@@ -95,6 +139,8 @@ def sample_row(logits, temperature, top_k, top_p, coin, weights, bits, out, row)
             else:
                 hi = mid - 1
         keep_from = lo
+    if min_p_bits > keep_from:  # a weight >= min_p: the same order on bits as on floats
+        keep_from = min_p_bits
     if top_p < float32(1):
         budget = top_p * mass_above(weights, bits, keep_from, int32(-1))
         lo, hi = keep_from, int32(ONE_BITS)  # smallest b with mass_above(b) < budget
@@ -169,18 +215,50 @@ class BatchSampler:
         self.weights = cuda.device_array((max_rows, vocab_size), dtype=np.float32)
         self.bits = self.weights.view(np.int32)
         self.out = cuda.device_array(max_rows, dtype=np.int32)
+        self.logprob = cuda.device_array(max_rows, dtype=np.float32)
         self.block_size = block_size
 
-    def launch(self, logits, settings):  # device [n, V]; n tuples (temperature, top_k, top_p, coin) -> device [n]
+    def launch(self, logits, samplings: list[Sampling]) -> list[Pick]:
+        """device [n, V] logits (penalized in place) -> n Picks, on the host."""
         n, V = logits.shape
-        temperature, top_k, top_p, coin = (np.array(column, dtype=dtype) for column, dtype in
-                                           zip(zip(*settings), (np.float32, np.int64, np.float32, np.float32)))
-        top_k = np.minimum(top_k, V).astype(np.int32)  # any k >= V keeps everything
         threads = min(self.block_size, MAX_BLOCK // 2)
-        sample_batch_kernel[n, threads](logits, cuda.to_device(temperature), cuda.to_device(top_k),
-                                        cuda.to_device(top_p), cuda.to_device(coin), self.weights[:n],
-                                        self.bits[:n], self.out[:n])
-        return self.out[:n]
+        penalize(logits, samplings, threads)
+        top_k = np.minimum([s.top_k for s in samplings], V).astype(np.int32)  # any k >= V keeps everything
+        min_p_bits = np.array([s.min_p for s in samplings], dtype=np.float32).view(np.int32)
+        want = np.array([s.logprobs is not None for s in samplings], dtype=np.int32)
+        sample_batch_kernel[n, threads](logits, column(samplings, "temperature", np.float32), cuda.to_device(top_k),
+                                        column(samplings, "top_p", np.float32), cuda.to_device(min_p_bits),
+                                        column(samplings, "coin", np.float32), cuda.to_device(want), self.weights[:n],
+                                        self.bits[:n], self.out[:n], self.logprob[:n])
+        ids = self.out[:n].copy_to_host()
+        logprobs = self.logprob[:n].copy_to_host() if want.any() else None
+        return [self.pick(logits, r, int(ids[r]), s, logprobs) for r, s in enumerate(samplings)]
+
+    @staticmethod
+    def pick(logits, r, token, s: Sampling, logprobs) -> Pick:
+        if s.logprobs is None:
+            return Pick(token)
+        top = ()
+        if s.logprobs > 0:  # the alternatives are ranked on the host: this row's logits come back
+            top = top_logprobs(log_softmax(logits[r].copy_to_host(), s.temperature), s.logprobs)
+        return Pick(token, float(logprobs[r]), top)
+
+
+def column(samplings: list[Sampling], name: str, dtype):  # one setting of every row -> device [n]
+    return cuda.to_device(np.array([getattr(s, name) for s in samplings], dtype=dtype))
+
+
+def penalize(logits, samplings: list[Sampling], threads: int) -> None:
+    """Apply the rows' penalties to device [n, V] logits, in place (none: no launch)."""
+    rows = [s.penalties for s in samplings]
+    if all(p is None for p in rows):
+        return
+    ids = np.concatenate([p.ids if p is not None else np.zeros(0, np.int64) for p in rows]).astype(np.int32)
+    subtract = np.concatenate([p.subtract if p is not None else np.zeros(0, np.float32) for p in rows])
+    offsets = np.concatenate([[0], np.cumsum([len(p.ids) if p is not None else 0 for p in rows])]).astype(np.int32)
+    repetition = np.array([p.repetition if p is not None else 1.0 for p in rows], dtype=np.float32)
+    penalize_kernel[len(rows), threads](logits, cuda.to_device(ids), cuda.to_device(subtract.astype(np.float32)),
+                                        cuda.to_device(offsets), cuda.to_device(repetition))
 
 
 def sample(logits, temperature, top_k, top_p, coin, block_size=SAMPLE_BLOCK):  # device [V] -> int

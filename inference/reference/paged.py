@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layers import attention, embedding, gelu, layer_norm, merge_heads, split_heads
+from .sampling import Sampling
 
 
 class KVPool:
@@ -45,8 +46,8 @@ class Chunk:
     ids: list[int]          # the new tokens, at positions start..start + len(ids) - 1
     start: int
     block_table: list[int]  # the sequence's blocks, covering at least start + len(ids) positions
-    sampling: tuple | None = None  # (temperature, top_k, top_p, coin) to pick the next token after
-                                   # the last one; None for a piece of a prompt that goes on
+    sampling: Sampling | None = None  # how to pick the next token after the last one (sampling.py);
+                                      # None for a piece of a prompt that goes on
 
     @property
     def end(self) -> int:

@@ -68,3 +68,18 @@ def test_seeded_sampling_gives_identical_ids(models):
     for seed in seeds:
         settings = Settings(max_new_tokens=new_tokens, temperature=1.0, top_k=40, top_p=0.9, seed=seed)
         assert ids_of(gpu, settings, "let") == ids_of(cpu, settings, "let"), f"seed {seed}"
+
+
+def test_penalties_min_p_and_logprobs_give_identical_tokens(models):
+    """The sampling controls on both backends, seeded: the same ids, and the
+    sampled tokens' log-probabilities (the device's own reduction) agree."""
+    name, cpu, gpu = models
+    new_tokens, seeds = LENGTHS[name][1:]
+    settings = Settings(max_new_tokens=new_tokens, temperature=0.9, top_k=0, top_p=1.0, min_p=0.05, seed=seeds[0],
+                        repetition_penalty=1.3, frequency_penalty=0.3, presence_penalty=0.2, logprobs=2)
+    prompt = cpu.tokenizer.encode("let x = x")
+    want = list(generate_tokens(cpu, prompt, settings))
+    got = list(generate_tokens(gpu, prompt, settings))
+    assert [t.id for t in got] == [t.id for t in want]
+    np.testing.assert_allclose([t.logprob for t in got], [t.logprob for t in want], atol=1e-3)
+    assert [[i for i, _ in t.top] for t in got] == [[i for i, _ in t.top] for t in want]

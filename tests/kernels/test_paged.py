@@ -8,7 +8,7 @@ from numba import cuda
 from inference.kernels import paged
 from inference.kernels.sampling import BatchSampler
 from inference.reference import paged as ref
-from inference.reference.sampling import sample
+from inference.reference.sampling import Sampling, sample
 from parity import assert_close, device, poisoned, sizes
 
 RNG = np.random.default_rng(5)
@@ -67,8 +67,8 @@ def test_the_batch_sampler_picks_per_row_what_the_reference_picks():
     V = sizes(300, 50257)
     logits = (RNG.standard_normal((4, V)) * 3).astype(np.float32)
     settings = [(0.0, 40, 0.9, 0.5), (1.0, 5, 1.0, 0.25), (0.7, 0, 0.5, 0.75), (1.3, 3, 0.95, 0.1)]
-    got = BatchSampler(4, V).launch(device(logits), settings).copy_to_host()
-    assert list(got) == [sample(row, *s) for row, s in zip(logits, settings)]
+    got = BatchSampler(4, V).launch(device(logits), [Sampling(*s) for s in settings])
+    assert [pick.id for pick in got] == [sample(row, *s) for row, s in zip(logits, settings)]
 
 
 def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair):
@@ -76,9 +76,10 @@ def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair):
     then a decode and a chunk): same greedy ids, and the same keys in the pool."""
     cpu, gpu = tiny_cuda_pair
     pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
-    steps = [[ref.Chunk([5, 6, 7, 8, 9], 0, [3, 1], (0.0, 0, 1.0, 0.5)),
-              ref.Chunk([11, 12], 0, [6], (0.0, 0, 1.0, 0.3)), ref.Chunk([1, 2, 3], 0, [0, 2], None)],
-             [ref.Chunk([4], 5, [3, 1], (0.0, 0, 1.0, 0.5)), ref.Chunk([2, 2, 2], 3, [0, 2], (0.0, 0, 1.0, 0.1))]]
+    greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
+    steps = [[ref.Chunk([5, 6, 7, 8, 9], 0, [3, 1], greedy),
+              ref.Chunk([11, 12], 0, [6], greedy), ref.Chunk([1, 2, 3], 0, [0, 2], None)],
+             [ref.Chunk([4], 5, [3, 1], greedy), ref.Chunk([2, 2, 2], 3, [0, 2], greedy)]]
     for chunks in steps:
         assert cpu.step_batch(pools[0], chunks) == gpu.step_batch(pools[1], chunks)
     used = np.concatenate([ref.slots([3, 1], np.arange(6), 4), ref.slots([0, 2], np.arange(6), 4)])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from inference.kernels import sampling as sampling_k
-from inference.kernels.sampling import Sampler
-from inference.reference.sampling import sample, top_k_mask, top_p_mask
+from inference.kernels.sampling import BatchSampler, Sampler
+from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample, top_k_mask, top_p_mask
 from parity import device, sizes
 
 RNG = np.random.default_rng(31)
@@ -16,7 +16,7 @@ SETTINGS = [(1.0, 0, 1.0), (0.7, 40, 0.9), (1.3, 5, 1.0), (0.5, 0, 0.5), (2.0, 3
 def near_a_boundary(logits, temperature, top_k, top_p, coin):
     """Is coin * total within float32 rounding of a boundary between two kept tokens?"""
     w = np.exp((logits - logits.max()) / np.float32(temperature))
-    kept = top_k_mask(w, top_k) & top_p_mask(w, top_k, top_p)
+    kept = top_k_mask(w, top_k) & top_p_mask(w, top_k_mask(w, top_k), top_p)
     cum = np.cumsum(np.where(kept, w, 0).astype(np.float64))
     return np.min(np.abs(cum / cum[-1] - coin)) < 1e-5
 
@@ -55,3 +55,30 @@ def test_a_tiny_temperature_is_greedy_as_in_the_reference(temperature):
     for coin in (0.0, 0.5, 0.999):
         want = sample(logits, temperature, 40, 0.9, coin)
         assert sampling_k.sample(device(logits), temperature, 40, 0.9, coin) == want == best
+
+
+def test_penalties_min_p_and_logprobs_on_the_device_match_the_reference():
+    """One launch, four rows: penalties (changed in place on the device), min_p,
+    the sampled token's log-probability from the device, the top alternatives."""
+    V_ = sizes(300, 50257)
+    logits = (RNG.standard_normal((4, V_)) * 3).astype(np.float32)
+    seen = [5, 9, 9, 17, V_ - 1]
+    rows = [Sampling(0.8, 0, 1.0, 0.3, min_p=0.1, penalties=Penalties.of(seen, 2, 1.3, 0.4, 0.2), logprobs=5),
+            Sampling(0.0, 0, 1.0, 0.5, penalties=Penalties.of(seen, 4, 2.0, 0.0, 0.0), logprobs=0),
+            Sampling(1.0, 40, 0.9, 0.7, min_p=0.05),
+            Sampling(1.2, 0, 0.95, 0.1, logprobs=20)]
+    d_logits = device(logits)
+    got = BatchSampler(4, V_).launch(d_logits, rows)
+    penalized = d_logits.copy_to_host()
+    for r, (row, s, pick) in enumerate(zip(logits, rows, got)):
+        want_logits = penalize(row, s.penalties) if s.penalties is not None else row
+        np.testing.assert_allclose(penalized[r], want_logits, rtol=1e-6, atol=1e-6)
+        want = choose(row, s)
+        weights = np.exp((want_logits - want_logits.max()) / np.float32(s.temperature or 1))
+        assert pick.id == want.id or near_a_boundary(want_logits, s.temperature, s.top_k, s.top_p, s.coin), r
+        assert top_k_mask(weights, s.top_k)[pick.id] and weights[pick.id] >= s.min_p
+        if s.logprobs is None:
+            assert pick.logprob is None and pick.top == ()
+            continue
+        assert abs(pick.logprob - float(want.logprob)) < 1e-5
+        assert [i for i, _ in pick.top] == [i for i, _ in want.top]
