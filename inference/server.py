@@ -123,6 +123,14 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
             raise invalid(f"prompt is {count}; the context holds {n_ctx}, so a prompt may have at most {n_ctx - 1}")
         return ids
 
+    def token_text(i: int) -> str:  # a token on its own; half a UTF-8 character shows as U+FFFD
+        return tokenizer.decode([i])
+
+    def logprobs(token) -> dict:
+        """A token's log-probability and its likeliest alternatives, for /generate and its stream."""
+        return {"logprob": token.logprob,
+                "top_logprobs": [{"id": i, "text": token_text(i), "logprob": lp} for i, lp in token.top]}
+
     def with_seed(settings):  # the seed that will be used: the request's, or one picked here and reported
         return replace(settings, seed=settings.seed if settings.seed is not None else secrets.randbits(63))
 
@@ -168,8 +176,11 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     def generate():
         ids, settings = prepare_generation()
         tokens = collect(engine.submit(ids, settings), bottle.request.environ)
-        return {"text": "".join(t.text for t in tokens), "finish_reason": tokens[-1].finish_reason,
+        body = {"text": "".join(t.text for t in tokens), "finish_reason": tokens[-1].finish_reason,
                 "generated_tokens": len(tokens), "seed": settings.seed}
+        if settings.logprobs is not None:
+            body["tokens"] = [{"id": t.id, "text": token_text(t.id), **logprobs(t)} for t in tokens]
+        return body
 
     @app.post("/generate_stream")
     @api
@@ -179,10 +190,11 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         bottle.response.content_type = "text/event-stream; charset=utf-8"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
-        return stream_events(request, bottle.request.environ)
+        return stream_events(request, bottle.request.environ, settings.logprobs is not None)
 
-    def stream_events(request, environ):
-        """SSE: one `data: {"token", "id", "finish_reason"}` per token, then
+    def stream_events(request, environ, with_logprobs: bool):
+        """SSE: one `data: {"token", "id", "finish_reason"}` per token (and
+        "logprob", "top_logprobs" when asked for), then
         `event: done` / `data: [DONE]`; a failure mid-stream is `event: error`.
         If the client goes away, Cheroot's failed write closes this generator
         (GeneratorExit at the yield), which cancels the request."""
@@ -190,7 +202,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         try:
             for token in request.stream():
                 count += 1
-                yield sse(dumps({"token": token.text, "id": token.id, "finish_reason": token.finish_reason}))
+                event = {"token": token.text, "id": token.id, "finish_reason": token.finish_reason}
+                yield sse(dumps(event | logprobs(token) if with_logprobs else event))
             yield sse("[DONE]", event="done")
         except EngineError as e:
             yield sse(dumps(api_error(e).body()), event="error")
@@ -212,13 +225,14 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         req = completion_request(json_body(), limits)
         check_model(req.model)
         ids, settings = encode_prompt(req.prompt), with_seed(req.settings)
-        request, completion = engine.submit(ids, settings), Completion(model.name)
+        completion = Completion(model.name, token_text if settings.logprobs is not None else None)
+        request = engine.submit(ids, settings)
         if req.stream:
             bottle.response.content_type = "text/event-stream; charset=utf-8"
             bottle.response.set_header("Cache-Control", "no-cache")
             return openai_chunks(request, completion, req.include_usage, len(ids), bottle.request.environ)
         tokens = collect(request, bottle.request.environ)
-        return completion.body("".join(t.text for t in tokens), tokens[-1].finish_reason, len(ids), len(tokens))
+        return completion.body(tokens, len(ids))
 
     def collect(request, environ) -> list:
         """All of a request's tokens, cancelling it if the client leaves meanwhile."""
@@ -236,7 +250,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         try:
             for token in request.stream():
                 count += 1
-                yield sse(dumps(completion.chunk(token.text, token.finish_reason)))
+                yield sse(dumps(completion.chunk(token)))
             if include_usage:
                 yield sse(dumps(completion.usage_chunk(prompt_tokens, count)))
             yield sse("[DONE]")

@@ -146,8 +146,23 @@ def stop_sequences(body, limits: Limits) -> tuple[str, ...]:
     return tuple(value)
 
 
+SAMPLING_CONTROLS = {"min_p", "repetition_penalty", "frequency_penalty", "presence_penalty", "logprobs"}
 GENERATE_FIELDS = {"prompt", "max_new_tokens", "temperature", "top_k", "top_p", "stop_sequences",
-                   "do_sample", "seed", "model"}
+                   "do_sample", "seed", "model"} | SAMPLING_CONTROLS
+MAX_LOGPROBS = 20
+
+
+def sampling_controls(body: dict) -> dict:
+    """The fields both APIs share beyond the basics, checked; defaults change nothing."""
+    defaults = Settings()
+    return dict(
+        min_p=number(body, "min_p", defaults.min_p, low=0, high=1),
+        repetition_penalty=number(body, "repetition_penalty", defaults.repetition_penalty, low=0, high=10,
+                                  low_open=True),
+        frequency_penalty=number(body, "frequency_penalty", defaults.frequency_penalty, low=-2, high=2),
+        presence_penalty=number(body, "presence_penalty", defaults.presence_penalty, low=-2, high=2),
+        logprobs=integer(body, "logprobs", 0, 0, MAX_LOGPROBS) if body.get("logprobs") is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,7 @@ def generate_request(body: dict, limits: Limits) -> GenerateRequest:
         stop_sequences=stop_sequences(body, limits),
         do_sample=boolean(body, "do_sample", defaults.do_sample),
         seed=integer(body, "seed", 0, 0, 2**63 - 1) if "seed" in body else None,
+        **sampling_controls(body),
     )
     model = string(body, "model") if "model" in body else None
     return GenerateRequest(string(body, "prompt"), settings, model)

@@ -59,9 +59,9 @@ def test_stop_sequences(served):
 
 
 @pytest.mark.parametrize("kwargs, param", [
-    ({"n": 2}, "n"), ({"best_of": 3}, "best_of"), ({"echo": True}, "echo"), ({"logprobs": 5}, "logprobs"),
-    ({"suffix": "}"}, "suffix"), ({"presence_penalty": 0.5}, "presence_penalty"), ({"max_tokens": 0}, None),
-    ({"temperature": 3}, None), ({"extra_body": {"tools": []}}, None),
+    ({"n": 2}, "n"), ({"best_of": 3}, "best_of"), ({"echo": True}, "echo"), ({"logit_bias": {"5": 1}}, "logit_bias"),
+    ({"suffix": "}"}, "suffix"), ({"max_tokens": 0}, None), ({"logprobs": 21}, None),
+    ({"presence_penalty": 2.5}, None), ({"temperature": 3}, None), ({"extra_body": {"tools": []}}, None),
 ])
 def test_what_is_not_supported_is_a_clear_400(served, kwargs, param):
     _, api = served
@@ -77,3 +77,35 @@ def test_another_model_is_a_404(served):
     _, api = served
     with pytest.raises(openai.NotFoundError, match="is not loaded"):
         api.completions.create(model="gpt-4", prompt="fn")
+
+
+def test_logprobs_match_the_native_api_and_the_reference(served, tiny_model):
+    from test_server import reference_logprobs
+    client, api = served
+    done = api.completions.create(model="tiny-random", prompt="fn main() {", max_tokens=8, temperature=0, logprobs=3)
+    native = client.post("/generate", {"prompt": "fn main() {", "max_new_tokens": 8, "do_sample": False,
+                                       "logprobs": 3})[2]["tokens"]
+    lp = done.choices[0].logprobs
+    assert lp.tokens == [t["text"] for t in native] and "".join(lp.tokens) == done.choices[0].text
+    assert lp.token_logprobs == [t["logprob"] for t in native]
+    assert lp.top_logprobs == [{a["text"]: a["logprob"] for a in t["top_logprobs"]} for t in native]
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))]
+    want = reference_logprobs(tiny_model, tiny_model.tokenizer.encode("fn main() {"), [t["id"] for t in native])
+    assert all(abs(t["logprob"] - row[t["id"]]) < 1e-4 for t, row in zip(native, want))
+    chunks = list(api.completions.create(model="tiny-random", prompt="fn main() {", max_tokens=8, temperature=0,
+                                         logprobs=3, stream=True))
+    assert [c.choices[0].logprobs.token_logprobs[0] for c in chunks] == lp.token_logprobs
+    assert [c.choices[0].logprobs.text_offset[0] for c in chunks] == lp.text_offset
+
+
+def test_penalties_and_vllms_extra_controls_reach_the_engine(served):
+    client, api = served
+    done = api.completions.create(model="tiny-random", prompt="let", max_tokens=20, seed=4, frequency_penalty=0.8,
+                                  presence_penalty=0.4, extra_body={"top_k": 20, "min_p": 0.05,
+                                                                    "repetition_penalty": 1.2})
+    native = client.post("/generate", {"prompt": "let", "max_new_tokens": 20, "seed": 4, "temperature": 1.0,
+                                       "top_p": 1.0, "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.2,
+                                       "frequency_penalty": 0.8, "presence_penalty": 0.4})[2]
+    plain = api.completions.create(model="tiny-random", prompt="let", max_tokens=20, seed=4,
+                                   extra_body={"top_k": 20, "min_p": 0.05})
+    assert done.choices[0].text == native["text"] != plain.choices[0].text

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from inference.server import OPENAPI_FILE, create_app, make_server
@@ -187,6 +188,44 @@ def test_stream_joins_to_the_same_text_as_generate(server):
         assert len(tokens) == whole["generated_tokens"]
 
 
+def reference_logprobs(model, prompt_ids, generated):  # float64 log-softmax of the reference logits, per token
+    from inference.reference.model import forward
+    logits = np.float64(forward(model.params, model.config, list(prompt_ids) + list(generated[:-1])))
+    logits = logits[len(prompt_ids) - 1:]  # [n, V]: the rows that chose each generated token
+    return logits - logits.max(-1, keepdims=True) - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1,
+                                                                                                     keepdims=True))
+
+
+def test_logprobs_in_generate_and_in_the_stream(server, tiny_model):
+    request = {"prompt": "fn main() {", "max_new_tokens": 10, "do_sample": False, "logprobs": 3}
+    _, _, whole = server.post("/generate", request)
+    tokens = whole["tokens"]
+    assert len(tokens) == whole["generated_tokens"] == 10
+    want = reference_logprobs(tiny_model, tiny_model.tokenizer.encode("fn main() {"), [t["id"] for t in tokens])
+    for t, row in zip(tokens, want):
+        assert abs(t["logprob"] - row[t["id"]]) < 1e-4
+        assert [a["id"] for a in t["top_logprobs"]] == list(np.argsort(-row, kind="stable")[:3])
+        assert t["top_logprobs"][0]["id"] == t["id"]  # greedy: the likeliest
+        assert [a["text"] for a in t["top_logprobs"]] == [tiny_model.tokenizer.decode([a["id"]])
+                                                          for a in t["top_logprobs"]]
+    events = [json.loads(data) for _, data in server.stream(request)[:-1]]
+    assert [(e["id"], e["logprob"], e["top_logprobs"]) for e in events] == \
+        [(t["id"], t["logprob"], t["top_logprobs"]) for t in tokens]
+    _, _, plain = server.post("/generate", {k: v for k, v in request.items() if k != "logprobs"})
+    assert "tokens" not in plain and plain["text"] == whole["text"]
+
+
+def test_penalties_change_a_greedy_loop_and_keep_their_seed(server):
+    greedy = {"prompt": "fn", "max_new_tokens": 40, "do_sample": False}
+    _, _, looped = server.post("/generate", greedy)
+    _, _, penalized = server.post("/generate", {**greedy, "repetition_penalty": 1.5, "presence_penalty": 1.0})
+    def distinct_tokens(text):
+        return len(set(server.post("/tokenize", {"text": text})[2]["ids"]))
+    assert distinct_tokens(penalized["text"]) > distinct_tokens(looped["text"])
+    sampled = {"prompt": "fn", "max_new_tokens": 20, "seed": 9, "frequency_penalty": 0.5, "min_p": 0.1}
+    assert server.post("/generate", sampled)[2] == server.post("/generate", sampled)[2]
+
+
 def test_openapi_is_served(server):
     status, _, spec = server.request("GET", "/openapi.json")
     assert status == 200 and spec == json.loads(OPENAPI_FILE.read_text())
@@ -228,6 +267,12 @@ BAD_REQUESTS = [
     ("POST", G, {"prompt": "a", "seed": -1}, 400, "seed must be between 0 and"),
     ("POST", G, {"prompt": "a", "seed": "abc"}, 400, "seed must be an integer"),
     ("POST", G, {"prompt": "a", "max_tokens": 5}, 400, "unknown field 'max_tokens'"),
+    ("POST", G, {"prompt": "a", "logprobs": 21}, 400, "logprobs must be between 0 and 20, got 21"),
+    ("POST", G, {"prompt": "a", "logprobs": True}, 400, "logprobs must be an integer, got boolean"),
+    ("POST", G, {"prompt": "a", "min_p": 1.5}, 400, "min_p must be between 0 and 1, got 1.5"),
+    ("POST", G, {"prompt": "a", "repetition_penalty": 0}, 400, "repetition_penalty must be > 0 and <= 10, got 0"),
+    ("POST", G, {"prompt": "a", "frequency_penalty": 2.5}, 400, "frequency_penalty must be between -2 and 2"),
+    ("POST", G, {"prompt": "a", "presence_penalty": "x"}, 400, "presence_penalty must be a number, got string"),
     ("POST", G, {"prompt": "fn x" * 100}, 400, "the context holds 64, so a prompt may have at most 63"),
     ("POST", G, {"prompt": "a", "model": "gpt-5"}, 404, "model 'gpt-5' is not loaded; this server serves 'tiny-random'"),
     ("POST", G, {"prompt": "a" * 20_000}, 413, "the limit is 16384"),
@@ -405,7 +450,8 @@ def test_every_route_and_error_code_is_in_the_openapi_description(server, tiny_m
     from inference.validation import GENERATE_FIELDS
     assert set(schema) == GENERATE_FIELDS
     assert {k: v.get("default") for k, v in schema.items() if "default" in v} == {
-        "max_new_tokens": 128, "temperature": 0.7, "top_k": 40, "top_p": 0.9, "stop_sequences": [], "do_sample": True}
+        "max_new_tokens": 128, "temperature": 0.7, "top_k": 40, "top_p": 0.9, "stop_sequences": [], "do_sample": True,
+        "min_p": 0, "repetition_penalty": 1, "frequency_penalty": 0, "presence_penalty": 0}
 
 
 # -------------------------------------------------------------- command line
