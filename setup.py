@@ -11,7 +11,7 @@ setup(
     license="MIT",
     python_requires=">=3.10,<3.14",
     packages=find_packages(include=["inference", "inference.*"]),
-    package_data={"inference": ["openapi.json"]},
+    package_data={"inference": ["openapi.json", "playground.html"]},
     install_requires=[
         "numpy>=1.24",
         "numba>=0.59",

@@ -43,6 +43,10 @@ from .validation import (ApiError, Limits, detokenize_request, generate_request,
 log = logging.getLogger("inference.server")
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+PLAYGROUND_FILE = Path(__file__).with_name("playground.html")
+# The playground's script and style are inline; it may talk to this server and nothing else.
+PLAYGROUND_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def sse(data: str, event: str | None = None) -> bytes:
@@ -152,6 +156,14 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     def prometheus_metrics():
         bottle.response.content_type = metrics.content_type
         return metrics.text()
+
+    @app.get("/")
+    def playground():
+        """The playground page (inference/playground.html): no build step, nothing fetched from elsewhere."""
+        bottle.response.content_type = "text/html; charset=utf-8"
+        bottle.response.set_header("Content-Security-Policy", PLAYGROUND_CSP)
+        bottle.response.set_header("X-Content-Type-Options", "nosniff")
+        return PLAYGROUND_FILE.read_bytes()
 
     @app.get("/openapi.json")
     @api

@@ -11,7 +11,7 @@ python -m inference.server --port "$port" --device cpu --model "${MODEL:-data/cl
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 100); do
-  curl -s "localhost:$port/health" >/dev/null && break
+  curl -sf "localhost:$port/health" >/dev/null && break  # 503 while the model loads
   if ! kill -0 $server 2>/dev/null; then
     echo "the server did not start:" >&2
     cat "$log" >&2
@@ -19,7 +19,7 @@ for _ in $(seq 100); do
   fi
   sleep 0.2
 done
-curl -s "localhost:$port/health" >/dev/null || { echo "no answer on port $port:" >&2; cat "$log" >&2; exit 1; }
+curl -sf "localhost:$port/health" >/dev/null || { echo "no answer on port $port:" >&2; cat "$log" >&2; exit 1; }
 
 show() {  # show 'curl arguments...': print the command, then its output
   echo "\$ curl $*"
@@ -34,6 +34,9 @@ show "$u/detokenize --json '{\"ids\": [626, 2124, 298, 671]}'"
 show "$u/generate --json '{\"prompt\": \"fn main() {\", \"max_new_tokens\": 40, \"do_sample\": false}'"
 show "$u/generate --json '{\"prompt\": \"pub fn parse(input: &str) -> Result<\", \"max_new_tokens\": 60, \"seed\": 7, \"stop_sequences\": [\"\\n\\n\"]}'"
 show "-N $u/generate_stream --json '{\"prompt\": \"let v = vec![\", \"max_new_tokens\": 5, \"do_sample\": false}'"
+show "$u/generate --json '{\"prompt\": \"fn main() {\\n    let v = Vec::\", \"max_new_tokens\": 2, \"temperature\": 0.7, \"seed\": 1, \"logprobs\": 2}'"
+show "-N $u/generate_stream --json '{\"prompt\": \"fn main() {\\n    let v = Vec::\", \"max_new_tokens\": 2, \"do_sample\": false, \"logprobs\": 2}'"
+show "$u/v1/completions --json '{\"model\": \"claude-rust-small\", \"prompt\": \"fn main() {\\n    let v = Vec::\", \"max_tokens\": 2, \"temperature\": 0, \"logprobs\": 2}'"
 show "-i $u/generate --json '{\"prompt\": \"fn\", \"temperature\": -1}'"
 show "$u/generate --json '{\"prompt\": \"fn\", \"max_new_tokens\": 0}'"
 show "$u/generate --json '{\"prompt\": \"fn\", \"top_p\": 0}'"
