@@ -7,14 +7,15 @@ also saves the screenshot that docs/api.md and the README show."""
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from browser import browser  # noqa: F401 (a fixture)
-from conftest import SHIPPED_MODEL
 from test_server import WrappedModel, serving, wait_for_idle
 
 PROMPT = "fn main() {\n    let v = Vec::"
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
 
 
 @pytest.fixture(scope="module")
