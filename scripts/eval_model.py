@@ -1,6 +1,6 @@
-"""Bits per byte of a model on the validation split, beside gzip -9 and xz -9e.
+"""Bits per byte of models on the validation split, beside gzip -9 and xz -9e.
 
-    python scripts/eval_model.py [--model data/claude-rust-small] [--text corpus/val-000.txt]
+    python scripts/eval_model.py [--model data/claude-rust-small [--model OTHER ...]] [--text corpus/val-000.txt]
 
 The model is run by the NumPy reference (inference.reference), not PyTorch.
 The text is encoded with "<|endoftext|>" as the special token it is; an
@@ -50,7 +50,7 @@ def model_bits(model, ids, stride):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
+    ap.add_argument("--model", type=Path, action="append", help="model folders (default: the shipped model)")
     ap.add_argument("--text", type=Path, default=ROOT / "corpus" / "val-000.txt")
     ap.add_argument("--max-bytes", type=int, default=0, help="evaluate only the first N bytes (0: all)")
     args = ap.parse_args()
@@ -58,21 +58,21 @@ def main():
     data = args.text.read_bytes()
     if args.max_bytes:
         data = data[:args.max_bytes].decode("utf-8", errors="ignore").encode("utf-8")
-    model = load_model(args.model, device="cpu")
-    eot = model.tokenizer.special_tokens[ENDOFTEXT]
-    ids = [eot] + model.tokenizer.encode(data.decode("utf-8"), allowed_special={ENDOFTEXT})
-    t0 = time.perf_counter()
-    bits = model_bits(model, ids, stride=model.config.n_ctx // 2)
-    seconds = time.perf_counter() - t0
-
-    rows = [
-        (f"{model.name} (NumPy reference)", bits / len(data)),
+    print(f"text: {args.text.name}, {len(data):,} bytes; {platform.machine()}, Python {platform.python_version()}")
+    rows = []
+    for path in args.model or [Path("data/claude-rust-small")]:
+        model = load_model(path if path.exists() else ROOT / path, device="cpu")
+        eot = model.tokenizer.special_tokens[ENDOFTEXT]
+        ids = [eot] + model.tokenizer.encode(data.decode("utf-8"), allowed_special={ENDOFTEXT})
+        t0 = time.perf_counter()
+        bits = model_bits(model, ids, stride=model.config.n_ctx // 2)
+        print(f"{path}: {len(ids) - 1:,} tokens ({len(data) / (len(ids) - 1):.2f} bytes/token), context "
+              f"{model.config.n_ctx}; model pass {time.perf_counter() - t0:.0f}s", flush=True)
+        rows.append((f"{path} (NumPy reference)", bits / len(data)))
+    rows += [
         ("gzip -9", 8 * len(gzip.compress(data, compresslevel=9)) / len(data)),
         ("xz -9e", 8 * len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) / len(data)),
     ]
-    print(f"text: {args.text.name}, {len(data):,} bytes, {len(ids) - 1:,} tokens "
-          f"({len(data) / (len(ids) - 1):.2f} bytes/token); model pass {seconds:.0f}s on "
-          f"{platform.machine()}, Python {platform.python_version()}")
     width = max(len(name) for name, _ in rows)
     print(f"| {'method':<{width}} | bits per byte |")
     print(f"| {'-' * width} | ------------- |")
