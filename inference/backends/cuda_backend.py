@@ -155,13 +155,18 @@ class CudaKVPool:
         self.att = cuda.device_array((R, C), dtype=np.float32)
         self.fc = cuda.device_array((R, 4 * C), dtype=np.float32)
         self.last = cuda.device_array(R, dtype=np.int32)
+        # the batch's row metadata (ids, positions, sequence, slot) and block tables, refilled each step
+        self.ids, self.positions, self.seq, self.slot_mapping = (cuda.device_array(R, dtype=np.int32)
+                                                                 for _ in range(4))
+        self.block_tables = cuda.device_array((R, self.max_blocks), dtype=np.int32)
         self.h_last = cuda.device_array((R, C), dtype=np.float32)
         self.logits = cuda.device_array((R, c.vocab_size), dtype=np.float32)
         self.sampler = BatchSampler(R, c.vocab_size)
 
     def upload_batch(self, chunks) -> "BatchRows":
-        """The batch's row metadata, computed on the host and copied over in one go per array."""
-        ids = np.concatenate([np.asarray(chunk.ids) for chunk in chunks]).astype(np.int32)
+        """The batch's row metadata, computed on the host and copied into the
+        buffers allocated once: one copy per array, no allocation on the device."""
+        ids = np.concatenate([np.asarray(chunk.ids) for chunk in chunks])
         positions = np.concatenate([np.arange(chunk.start, chunk.end) for chunk in chunks])
         seq = np.concatenate([np.full(len(chunk.ids), i) for i, chunk in enumerate(chunks)])
         slot_mapping = np.concatenate([slots(chunk.block_table, np.arange(chunk.start, chunk.end), self.block_size)
@@ -169,9 +174,13 @@ class CudaKVPool:
         tables = np.zeros((len(chunks), self.max_blocks), dtype=np.int32)
         for i, chunk in enumerate(chunks):
             tables[i, :len(chunk.block_table)] = chunk.block_table
-        return BatchRows(len(ids), cuda.to_device(ids), cuda.to_device(positions.astype(np.int32)),
-                         cuda.to_device(seq.astype(np.int32)), cuda.to_device(slot_mapping.astype(np.int32)),
-                         cuda.to_device(tables), np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)
+        N, n = len(ids), len(chunks)
+        for device, host in ((self.ids, ids), (self.positions, positions), (self.seq, seq),
+                             (self.slot_mapping, slot_mapping)):
+            device[:N].copy_to_device(host.astype(np.int32))
+        self.block_tables[:n].copy_to_device(tables)
+        return BatchRows(N, self.ids[:N], self.positions[:N], self.seq[:N], self.slot_mapping[:N],
+                         self.block_tables[:n], np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)
 
 
 @dataclass

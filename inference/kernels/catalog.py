@@ -61,7 +61,7 @@ def kernels() -> dict:
         "embedding": Entry(embedding.embedding_kernel, (F2, F2, I1, int64, F2), block, block),
         "sample": Entry(sampling.sample_kernel, (F1, float32, int32, float32, float32, F1, I1, I1),
                         common.SAMPLE_BLOCK, common.MAX_BLOCK // 2),
-        "sample_batch": Entry(sampling.sample_batch_kernel, (F2, F1, I1, F1, I1, F1, I1, F2, I2, I1, F1),
+        "sample_batch": Entry(sampling.sample_batch_kernel, (F2, F2, I2, F2, I2, I1, F1),
                               common.SAMPLE_BLOCK, common.MAX_BLOCK // 2),
         "penalize": Entry(sampling.penalize_kernel, (F2, I1, F1, I1, F1), common.SAMPLE_BLOCK, common.MAX_BLOCK // 2),
         "store_kv_paged": Entry(paged.store_kv_kernel, (F2, F2, F2, I1), block, block),

@@ -67,15 +67,21 @@ def sample_kernel(logits, temperature, top_k, top_p, coin, weights, bits, out):
     sample_row(logits, temperature, top_k, top_p, int32(0), coin, weights, bits, out, 0)
 
 
+# The batch kernel's per-row settings, packed in two small arrays (one upload each per step):
+TEMPERATURE, TOP_P, COIN = 0, 1, 2  # columns of `floats` [n, 3] float32
+TOP_K, MIN_P_BITS, WANT_LOGPROB = 0, 1, 2  # columns of `ints` [n, 3] int32
+
+
 @cuda.jit
-def sample_batch_kernel(logits, temperature, top_k, top_p, min_p_bits, coin, want_logprob, weights, bits, out,
-                        logprob):
-    # one block per row: logits [n, V]; temperature, top_k, top_p, min_p_bits, coin, want_logprob [n];
-    # weights, bits [n, V]; out [n] int32; logprob [n] float32, written where want_logprob
+def sample_batch_kernel(logits, floats, ints, weights, bits, out, logprob):
+    # one block per row: logits [n, V]; floats, ints [n, 3] (the columns above); weights, bits [n, V];
+    # out [n] int32; logprob [n] float32, written where ints[r, WANT_LOGPROB] != 0
     r = cuda.blockIdx.x
-    sample_row(logits[r], temperature[r], top_k[r], top_p[r], min_p_bits[r], coin[r], weights[r], bits[r], out, r)
-    if want_logprob[r] != 0:
-        row_logprob(logits[r], temperature[r], out, logprob, r)
+    temperature = floats[r, TEMPERATURE]
+    sample_row(logits[r], temperature, ints[r, TOP_K], floats[r, TOP_P], ints[r, MIN_P_BITS], floats[r, COIN],
+               weights[r], bits[r], out, r)
+    if ints[r, WANT_LOGPROB] != 0:
+        row_logprob(logits[r], temperature, out, logprob, r)
 
 
 @cuda.jit
@@ -209,11 +215,13 @@ class Sampler:
 
 class BatchSampler:
     """One token for each of n rows of logits, one block per row: the scratch
-    for `max_rows` rows, allocated once; per-row settings come in as arrays."""
+    and the settings' buffers for `max_rows` rows, allocated once."""
 
     def __init__(self, max_rows, vocab_size, block_size=SAMPLE_BLOCK):
         self.weights = cuda.device_array((max_rows, vocab_size), dtype=np.float32)
         self.bits = self.weights.view(np.int32)
+        self.floats = cuda.device_array((max_rows, 3), dtype=np.float32)
+        self.ints = cuda.device_array((max_rows, 3), dtype=np.int32)
         self.out = cuda.device_array(max_rows, dtype=np.int32)
         self.logprob = cuda.device_array(max_rows, dtype=np.float32)
         self.block_size = block_size
@@ -223,15 +231,17 @@ class BatchSampler:
         n, V = logits.shape
         threads = min(self.block_size, MAX_BLOCK // 2)
         penalize(logits, samplings, threads)
-        top_k = np.minimum([s.top_k for s in samplings], V).astype(np.int32)  # any k >= V keeps everything
-        min_p_bits = np.array([s.min_p for s in samplings], dtype=np.float32).view(np.int32)
-        want = np.array([s.logprobs is not None for s in samplings], dtype=np.int32)
-        sample_batch_kernel[n, threads](logits, column(samplings, "temperature", np.float32), cuda.to_device(top_k),
-                                        column(samplings, "top_p", np.float32), cuda.to_device(min_p_bits),
-                                        column(samplings, "coin", np.float32), cuda.to_device(want), self.weights[:n],
-                                        self.bits[:n], self.out[:n], self.logprob[:n])
+        floats, ints = np.empty((n, 3), dtype=np.float32), np.empty((n, 3), dtype=np.int32)
+        floats[:, [TEMPERATURE, TOP_P, COIN]] = [(s.temperature, s.top_p, s.coin) for s in samplings]
+        ints[:, TOP_K] = np.minimum([s.top_k for s in samplings], V)  # any k >= V keeps everything
+        ints[:, MIN_P_BITS] = np.array([s.min_p for s in samplings], dtype=np.float32).view(np.int32)
+        ints[:, WANT_LOGPROB] = [s.logprobs is not None for s in samplings]
+        self.floats[:n].copy_to_device(floats)
+        self.ints[:n].copy_to_device(ints)
+        sample_batch_kernel[n, threads](logits, self.floats[:n], self.ints[:n], self.weights[:n], self.bits[:n],
+                                        self.out[:n], self.logprob[:n])
         ids = self.out[:n].copy_to_host()
-        logprobs = self.logprob[:n].copy_to_host() if want.any() else None
+        logprobs = self.logprob[:n].copy_to_host() if ints[:, WANT_LOGPROB].any() else None
         return [self.pick(logits, r, int(ids[r]), s, logprobs) for r, s in enumerate(samplings)]
 
     @staticmethod
@@ -242,10 +252,6 @@ class BatchSampler:
         if s.logprobs > 0:  # the alternatives are ranked on the host: this row's logits come back
             top = top_logprobs(log_softmax(logits[r].copy_to_host(), s.temperature), s.logprobs)
         return Pick(token, float(logprobs[r]), top)
-
-
-def column(samplings: list[Sampling], name: str, dtype):  # one setting of every row -> device [n]
-    return cuda.to_device(np.array([getattr(s, name) for s in samplings], dtype=dtype))
 
 
 def penalize(logits, samplings: list[Sampling], threads: int) -> None:
