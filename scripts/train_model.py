@@ -160,6 +160,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--tokens", type=float, default=18e6, help="tokens the schedule spans")
     ap.add_argument("--minutes", type=float, default=1e9, help="stop (and export) after this long")
+    ap.add_argument("--steps-this-run", type=int, default=0, help="stop (and export) after this many steps (0: no limit)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -212,7 +213,8 @@ def main() -> None:
     log = LossLog(args.out / "loss.csv", step)
     t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
     model.train()
-    while step < total_steps:
+    last_step = min(total_steps, step + args.steps_this_run) if args.steps_this_run else total_steps
+    while step < last_step:
         lr = learning_rate(step, total_steps, args.lr, args.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
