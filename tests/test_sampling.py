@@ -137,3 +137,12 @@ def test_logprobs_are_the_log_softmax_after_penalties_and_temperature(temperatur
     order = sorted(range(300), key=lambda i: (-want[i], i))[:k]
     assert [i for i, _ in pick.top] == order
     np.testing.assert_allclose([lp for _, lp in pick.top], want[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_logits_that_are_not_finite_are_a_clear_error(bad):
+    logits = RNG.standard_normal(50).astype(np.float32)
+    logits[7] = bad
+    for temperature in (0.0, 0.7):
+        with pytest.raises(FloatingPointError, match="not finite"):
+            sample(logits, temperature, 40, 0.9, 0.5)

@@ -112,6 +112,8 @@ def top_logprobs(logprobs, k: int) -> tuple:  # [V] -> ((id, logprob), ...) k li
 
 def sample(logits, temperature, top_k, top_p, coin, min_p=0.0):  # [V] float32 ... coin in [0, 1) -> id
     logits, temperature = np.asarray(logits, dtype=np.float32), np.float32(temperature)
+    if not np.isfinite(logits.max()):  # NaN, or +inf: a broken forward pass, not a distribution to sample
+        raise FloatingPointError(f"the model's logits are not finite (max {logits.max()}): no token can be chosen")
     if temperature == 0:
         return int(np.argmax(logits))
     with np.errstate(over="ignore"):  # a tiny temperature sends (logit - max) / t to -inf: weight 0
