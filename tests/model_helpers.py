@@ -17,3 +17,9 @@ def random_tensors(config, seed=0, scale=0.3):
             tensors[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
     return tensors
 
+
+
+def log_softmax_float64(logits, temperature=1.0):  # [..., V] -> [..., V]: the definition, in float64
+    x = np.float64(logits) / (temperature or 1.0)  # temperature 0 (greedy) is reported at 1
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))

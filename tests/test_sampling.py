@@ -5,6 +5,7 @@ import pytest
 
 from inference.generation import Settings
 from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
+from model_helpers import log_softmax_float64
 
 RNG = np.random.default_rng(7)
 
@@ -117,11 +118,6 @@ def test_a_repetition_penalty_breaks_a_greedy_loop():
     assert choose(logits, loop).id == 1
     penalized = Settings(do_sample=False, repetition_penalty=1.5).sampling(0.5, [3, 1, 1, 1], 1)
     assert choose(logits, penalized).id == 2  # 5 / 1.5 < 4
-
-
-def log_softmax_float64(logits, temperature):
-    x = np.float64(logits) / (temperature or 1.0)
-    return x - x.max() - np.log(np.exp(x - x.max()).sum())
 
 
 @pytest.mark.parametrize("temperature, top_k, k", [(0.7, 40, 5), (1.0, 0, 20), (0.0, 0, 3), (1.3, 5, 0)])

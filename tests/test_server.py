@@ -190,10 +190,9 @@ def test_stream_joins_to_the_same_text_as_generate(server):
 
 def reference_logprobs(model, prompt_ids, generated):  # float64 log-softmax of the reference logits, per token
     from inference.reference.model import forward
-    logits = np.float64(forward(model.params, model.config, list(prompt_ids) + list(generated[:-1])))
-    logits = logits[len(prompt_ids) - 1:]  # [n, V]: the rows that chose each generated token
-    return logits - logits.max(-1, keepdims=True) - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1,
-                                                                                                     keepdims=True))
+    from model_helpers import log_softmax_float64
+    logits = forward(model.params, model.config, list(prompt_ids) + list(generated[:-1]))
+    return log_softmax_float64(logits[len(prompt_ids) - 1:])  # [n, V]: the rows that chose each generated token
 
 
 def test_logprobs_in_generate_and_in_the_stream(server, tiny_model):
