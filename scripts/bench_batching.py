@@ -5,13 +5,16 @@ N concurrent streaming clients beside the same server at --max-batch 1.
 
 1. One step, in-process. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
-   (reference/paged.py), and that step's 17 matrix products alone (4 layers
-   x 4, and the LM head): their ratio is what the rest of the step costs.
+   (reference/paged.py), and that step's matrix products alone (4 a layer,
+   and the LM head): their ratio is what the rest of the step costs.
    For a batch of N decoding sequences: ms per step and tokens/s, computing
    each row by its own matrix-vector product (batch invariant, what the
    engine does) and by one matrix product over all rows (not invariant):
    the difference is what invariance costs. The timed steps take turns, best
    of --repeat rounds, so that a noisy neighbour slows them alike.
+   And the ceiling: the step's matrix products for 8 rows, one row at a time
+   against all rows at once (OpenBLAS, and PyTorch if installed), which is
+   the most batching can gain on them on this CPU, invariant or not.
 2. The server (`python -m inference.server`, started here on free ports, so
    it has a process and a GIL of its own), twice: at the default --max-batch
    (16) and at --max-batch 1. For each N, N client threads each stream one
@@ -87,20 +90,18 @@ def step_costs(model, repeat, position=128):
 
     one = chunks(1)
     rng = np.random.default_rng(0)
-    weights = [p[a][b]["w"] for p in params["blocks"]
-               for a, b in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj"))]
+    weights = step_weights(params)
     rows = {n: rng.standard_normal((1, n)).astype(np.float32) for n in {w.shape[0] for w in weights}}
 
     def matmuls_alone():  # one row through every weight matrix, as a decode step does
         for w in weights:
             rows[w.shape[0]] @ w
-        rows[config.n_embd] @ params["wte"].T
 
     ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
     print(f"one stream, a decode step at position {position} (best of {repeat} rounds):")
-    print("| step | ms | vs its 17 matmuls alone |")
+    print(f"| step | ms | vs its {len(weights)} matmuls alone |")
     print("| --- | --- | --- |")
-    print(f"| the 17 matmuls alone | {mm_ms:.3f} | 1.00x |")
+    print(f"| the {len(weights)} matmuls alone | {mm_ms:.3f} | 1.00x |")
     print(f"| single-sequence step (model.py + sample) | {ref_ms:.3f} | {ref_ms / mm_ms:.2f}x |")
     print(f"| engine step of one sequence (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
     print()
@@ -122,6 +123,46 @@ def step_costs(model, repeat, position=128):
                                      repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
               f"{invariant / batched:.2f}x |")
+    print()
+
+
+def step_weights(params):  # the weight matrices of a decode step (4 a layer, and the LM head) as [n_in, n_out]
+    return [p[a][b]["w"] for p in params["blocks"]
+            for a, b in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj"))] + [params["wte"].T]
+
+
+def matmul_ceiling(model, repeat, n=8):
+    """The most batching can gain on a step's matmuls here: n rows through
+    the step's weight matrices one row at a time (matrix-vector products, what
+    an unbatched server does) against all n rows at once (one matrix
+    product per weight, invariant or not), by OpenBLAS and, if installed,
+    by PyTorch. Where the weights come from memory, as on a GPU, the n rows
+    cost little more than one; where one row already keeps the CPU's
+    arithmetic busy, n rows cost nearly n times one."""
+    weights = step_weights(model.params)
+    rows = np.random.default_rng(0).standard_normal((n, weights[0].shape[0])).astype(np.float32)
+    inputs = {w.shape[0]: np.ascontiguousarray(np.resize(rows, (n, w.shape[0]))) for w in weights}
+    one_at_a_time = [lambda: [inputs[w.shape[0]][i:i + 1] @ w for w in weights for i in range(n)]]
+    at_once = [lambda: [inputs[w.shape[0]] @ w for w in weights]]
+    names = ["NumPy (OpenBLAS)"]
+    try:
+        import torch
+        t_weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in weights]
+        t_inputs = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        one_at_a_time.append(lambda: [t_inputs[w.shape[0]][i:i + 1] @ w for w in t_weights for i in range(n)])
+        at_once.append(lambda: [t_inputs[w.shape[0]] @ w for w in t_weights])
+        names.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    except ImportError:
+        pass
+    macs = n * sum(w.size for w in weights)
+    print(f"the step's {len(weights)} matmuls for {n} rows: one row at a time against all {n} at once "
+          f"(best of {repeat} rounds):")
+    print(f"| library | one at a time ms | GMAC/s | all at once ms | GMAC/s | at once gains |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, single, batched in zip(names, one_at_a_time, at_once):
+        single_ms, batched_ms = best_ms([single, batched], repeat, calls=3)
+        print(f"| {name} | {single_ms:.2f} | {macs / single_ms / 1e6:.1f} | {batched_ms:.2f} | "
+              f"{macs / batched_ms / 1e6:.1f} | {single_ms / batched_ms:.2f}x |")
     print()
 
 
@@ -281,6 +322,7 @@ def main():
           f"{platform.python_version()}, NumPy {np.__version__}")
     print()
     step_costs(model, args.repeat)
+    matmul_ceiling(model, args.repeat)
     prefix_cache_ttft(model)
     clients_table(args.model, [int(n) for n in args.clients.split(",")], args.new_tokens, args.rounds)
 

@@ -4,6 +4,7 @@
     python scripts/build_corpus.py --packages scripts/corpus_packages.txt --debs build/debs \\
         --rustc /tmp/rust-src/usr/src/rustc-1.63.0 --out corpus
     python scripts/build_corpus.py --write-packages scripts/corpus_packages.txt --debs build/debs
+    python scripts/build_corpus.py --licences     # the model card's licence table
 
 The list (scripts/corpus_packages.txt: package, version, licence) is kept in
 the repository; --write-packages refreshes it from apt. Packages missing
@@ -197,6 +198,33 @@ def write_packages(path: Path, debs: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+PERMISSIVE = {"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "Zlib", "0BSD", "Unlicense",
+              "CC0-1.0", "BSL-1.0", "WTFPL", "MirOS", "MITNFA", "FTL"}
+LICENCE_KINDS = ("permissive", "weak copyleft (MPL, LGPL, EPL)", "GPL", "unknown")
+
+
+def licence_kind(expression: str) -> str:
+    """The most permissive way to take a package: any permissive alternative of an OR
+    (Cargo's old "MIT/Apache-2.0" is an OR too) makes it permissive."""
+    alternatives = [a.strip(" ()") for a in re.split(r"\s+OR\s+|/", expression)]
+    if any(a.split(" WITH ")[0] in PERMISSIVE for a in alternatives):
+        return LICENCE_KINDS[0]
+    if any(a.startswith(("MPL", "LGPL", "EPL")) for a in alternatives):
+        return LICENCE_KINDS[1]
+    return LICENCE_KINDS[2] if any(a.startswith("GPL") for a in alternatives) else LICENCE_KINDS[3]
+
+
+def print_licences(packages: list[Package]) -> None:
+    """The model card's licence table: packages by kind of licence, naming the ones not permissive."""
+    by_kind = {kind: [p for p in packages if licence_kind(p.license) == kind] for kind in LICENCE_KINDS}
+    print("| licence | packages | which |")
+    print("| --- | --- | --- |")
+    for kind, members in by_kind.items():
+        names = "" if kind == LICENCE_KINDS[0] else ", ".join(p.name.removeprefix("librust-").removesuffix("-dev")
+                                                               for p in members)
+        print(f"| {kind} | {len(members)} | {names} |")
+
+
 def crate_sources(packages: list[Package], debs: Path, val_percent: float) -> dict[str, list[Source]]:
     """Every crate file, by split, sorted by crate, version and path."""
     by_split = {split: [] for split in SPLITS}
@@ -216,11 +244,14 @@ def main() -> None:
     ap.add_argument("--shard-mb", type=float, default=16.0)
     ap.add_argument("--max-file-kb", type=int, default=256)
     ap.add_argument("--write-packages", type=Path, help="write the package list from apt and stop")
+    ap.add_argument("--licences", action="store_true", help="print the packages by kind of licence and stop")
     args = ap.parse_args()
 
     args.debs.mkdir(parents=True, exist_ok=True)
     if args.write_packages:
         return write_packages(args.write_packages, args.debs)
+    if args.licences:
+        return print_licences(read_packages(args.packages))
     sources = crate_sources(read_packages(args.packages), args.debs, args.val_percent)
     if args.rustc:
         sources["train"] += folder_sources(args.rustc, "rustc")

@@ -1,4291 +1,4743 @@
-extern crate test;
-use super::TypedArena;
-use std::cell::Cell;
-use test::Bencher;
+// Copyright 2013-2016 The rust-url developers.
+//
+// Licensed under the Apache License, Version 2.0 <LICENSE-APACHE or
+// http://www.apache.org/licenses/LICENSE-2.0> or the MIT license
+// <LICENSE-MIT or http://opensource.org/licenses/MIT>, at your
+// option. This file may not be copied, modified, or distributed
+// except according to those terms.
 
-#[allow(dead_code)]
-#[derive(Debug, Eq, PartialEq)]
-struct Point {
-    x: i32,
-    y: i32,
-    z: i32,
+use std::cmp;
+use std::fmt::{self, Formatter};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use percent_encoding::{percent_decode, utf8_percent_encode, CONTROLS};
+#[cfg(feature = "serde")]
+use serde::{Deserialize, Serialize};
+
+use crate::parser::{ParseError, ParseResult};
+
+#[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+pub(crate) enum HostInternal {
+    None,
+    Domain,
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
 }
 
-impl<T> TypedArena<T> {
-    /// Clears the arena. Deallocates all but the longest chunk which may be reused.
-    fn clear(&mut self) {
-        unsafe {
-            // Clear the last chunk, which is partially filled.
-            let mut chunks_borrow = self.chunks.borrow_mut();
-            if let Some(mut last_chunk) = chunks_borrow.last_mut() {
-                self.clear_last_chunk(&mut last_chunk);
-                let len = chunks_borrow.len();
-                // If `T` is ZST, code below has no effect.
-                for mut chunk in chunks_borrow.drain(..len - 1) {
-                    chunk.destroy(chunk.entries);
-                }
+impl From<Host<String>> for HostInternal {
+    fn from(host: Host<String>) -> HostInternal {
+        match host {
+            Host::Domain(ref s) if s.is_empty() => HostInternal::None,
+            Host::Domain(_) => HostInternal::Domain,
+            Host::Ipv4(address) => HostInternal::Ipv4(address),
+            Host::Ipv6(address) => HostInternal::Ipv6(address),
+        }
+    }
+}
+
+/// The host name of an URL.
+#[cfg_attr(feature = "serde", derive(Deserialize, Serialize))]
+#[derive(Clone, Debug, Eq, Ord, PartialOrd, Hash)]
+pub enum Host<S = String> {
+    /// A DNS domain name, as '.' dot-separated labels.
+    /// Non-ASCII labels are encoded in punycode per IDNA if this is the host of
+    /// a special URL, or percent encoded for non-special URLs. Hosts for
+    /// non-special URLs are also called opaque hosts.
+    Domain(S),
+
+    /// An IPv4 address.
+    /// `Url::host_str` returns the serialization of this address,
+    /// as four decimal integers separated by `.` dots.
+    Ipv4(Ipv4Addr),
+
+    /// An IPv6 address.
+    /// `Url::host_str` returns the serialization of that address between `[` and `]` brackets,
+    /// in the format per [RFC 5952 *A Recommendation
+    /// for IPv6 Address Text Representation*](https://tools.ietf.org/html/rfc5952):
+    /// lowercase hexadecimal with maximal `::` compression.
+    Ipv6(Ipv6Addr),
+}
+
+impl<'a> Host<&'a str> {
+    /// Return a copy of `self` that owns an allocated `String` but does not borrow an `&Url`.
+    pub fn to_owned(&self) -> Host<String> {
+        match *self {
+            Host::Domain(domain) => Host::Domain(domain.to_owned()),
+            Host::Ipv4(address) => Host::Ipv4(address),
+            Host::Ipv6(address) => Host::Ipv6(address),
+        }
+    }
+}
+
+impl Host<String> {
+    /// Parse a host: either an IPv6 address in [] square brackets, or a domain.
+    ///
+    /// <https://url.spec.whatwg.org/#host-parsing>
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        if input.starts_with('[') {
+            if !input.ends_with(']') {
+                return Err(ParseError::InvalidIpv6Address);
             }
+            return parse_ipv6addr(&input[1..input.len() - 1]).map(Host::Ipv6);
         }
-    }
-}
+        let domain = percent_decode(input.as_bytes()).decode_utf8_lossy();
 
-#[test]
-pub fn test_unused() {
-    let arena: TypedArena<Point> = TypedArena::default();
-    assert!(arena.chunks.borrow().is_empty());
-}
+        let domain = Self::domain_to_ascii(&domain)?;
 
-#[test]
-fn test_arena_alloc_nested() {
-    struct Inner {
-        value: u8,
-    }
-    struct Outer<'a> {
-        inner: &'a Inner,
-    }
-    enum EI<'e> {
-        I(Inner),
-        O(Outer<'e>),
-    }
-
-    struct Wrap<'a>(TypedArena<EI<'a>>);
-
-    impl<'a> Wrap<'a> {
-        fn alloc_inner<F: Fn() -> Inner>(&self, f: F) -> &Inner {
-            let r: &EI<'_> = self.0.alloc(EI::I(f()));
-            if let &EI::I(ref i) = r {
-                i
-            } else {
-                panic!("mismatch");
-            }
+        if domain.is_empty() {
+            return Err(ParseError::EmptyHost);
         }
-        fn alloc_outer<F: Fn() -> Outer<'a>>(&self, f: F) -> &Outer<'_> {
-            let r: &EI<'_> = self.0.alloc(EI::O(f()));
-            if let &EI::O(ref o) = r {
-                o
-            } else {
-                panic!("mismatch");
-            }
-        }
-    }
 
-    let arena = Wrap(TypedArena::default());
-
-    let result = arena.alloc_outer(|| Outer { inner: arena.alloc_inner(|| Inner { value: 10 }) });
-
-    assert_eq!(result.inner.value, 10);
-}
-
-#[test]
-pub fn test_copy() {
-    let arena = TypedArena::default();
-    for _ in 0..100000 {
-        arena.alloc(Point { x: 1, y: 2, z: 3 });
-    }
-}
-
-#[bench]
-pub fn bench_copy(b: &mut Bencher) {
-    let arena = TypedArena::default();
-    b.iter(|| arena.alloc(Point { x: 1, y: 2, z: 3 }))
-}
-
-#[bench]
-pub fn bench_copy_nonarena(b: &mut Bencher) {
-    b.iter(|| {
-        let _: Box<_> = Box::new(Point { x: 1, y: 2, z: 3 });
-    })
-}
-
-#[allow(dead_code)]
-struct Noncopy {
-    string: String,
-    array: Vec<i32>,
-}
-
-#[test]
-pub fn test_noncopy() {
-    let arena = TypedArena::default();
-    for _ in 0..100000 {
-        arena.alloc(Noncopy { string: "hello world".to_string(), array: vec![1, 2, 3, 4, 5] });
-    }
-}
-
-#[test]
-pub fn test_typed_arena_zero_sized() {
-    let arena = TypedArena::default();
-    for _ in 0..100000 {
-        arena.alloc(());
-    }
-}
-
-#[test]
-pub fn test_typed_arena_clear() {
-    let mut arena = TypedArena::default();
-    for _ in 0..10 {
-        arena.clear();
-        for _ in 0..10000 {
-            arena.alloc(Point { x: 1, y: 2, z: 3 });
-        }
-    }
-}
-
-#[bench]
-pub fn bench_typed_arena_clear(b: &mut Bencher) {
-    let mut arena = TypedArena::default();
-    b.iter(|| {
-        arena.alloc(Point { x: 1, y: 2, z: 3 });
-        arena.clear();
-    })
-}
-
-#[bench]
-pub fn bench_typed_arena_clear_100(b: &mut Bencher) {
-    let mut arena = TypedArena::default();
-    b.iter(|| {
-        for _ in 0..100 {
-            arena.alloc(Point { x: 1, y: 2, z: 3 });
-        }
-        arena.clear();
-    })
-}
-
-// Drop tests
-
-struct DropCounter<'a> {
-    count: &'a Cell<u32>,
-}
-
-impl Drop for DropCounter<'_> {
-    fn drop(&mut self) {
-        self.count.set(self.count.get() + 1);
-    }
-}
-
-#[test]
-fn test_typed_arena_drop_count() {
-    let counter = Cell::new(0);
-    {
-        let arena: TypedArena<DropCounter<'_>> = TypedArena::default();
-        for _ in 0..100 {
-            // Allocate something with drop glue to make sure it doesn't leak.
-            arena.alloc(DropCounter { count: &counter });
-        }
-    };
-    assert_eq!(counter.get(), 100);
-}
-
-#[test]
-fn test_typed_arena_drop_on_clear() {
-    let counter = Cell::new(0);
-    let mut arena: TypedArena<DropCounter<'_>> = TypedArena::default();
-    for i in 0..10 {
-        for _ in 0..100 {
-            // Allocate something with drop glue to make sure it doesn't leak.
-            arena.alloc(DropCounter { count: &counter });
-        }
-        arena.clear();
-        assert_eq!(counter.get(), i * 100 + 100);
-    }
-}
-
-thread_local! {
-    static DROP_COUNTER: Cell<u32> = Cell::new(0)
-}
-
-struct SmallDroppable;
-
-impl Drop for SmallDroppable {
-    fn drop(&mut self) {
-        DROP_COUNTER.with(|c| c.set(c.get() + 1));
-    }
-}
-
-#[test]
-fn test_typed_arena_drop_small_count() {
-    DROP_COUNTER.with(|c| c.set(0));
-    {
-        let arena: TypedArena<SmallDroppable> = TypedArena::default();
-        for _ in 0..100 {
-            // Allocate something with drop glue to make sure it doesn't leak.
-            arena.alloc(SmallDroppable);
-        }
-        // dropping
-    };
-    assert_eq!(DROP_COUNTER.with(|c| c.get()), 100);
-}
-
-#[bench]
-pub fn bench_noncopy(b: &mut Bencher) {
-    let arena = TypedArena::default();
-    b.iter(|| {
-        arena.alloc(Noncopy { string: "hello world".to_string(), array: vec![1, 2, 3, 4, 5] })
-    })
-}
-
-#[bench]
-pub fn bench_noncopy_nonarena(b: &mut Bencher) {
-    b.iter(|| {
-        let _: Box<_> =
-            Box::new(Noncopy { string: "hello world".to_string(), array: vec![1, 2, 3, 4, 5] });
-    })
-}
-
-use crate::deriving::generic::ty::*;
-use crate::deriving::generic::*;
-use crate::deriving::path_std;
-
-use rustc_ast::ptr::P;
-use rustc_ast::{self as ast, Expr, GenericArg, Generics, ItemKind, MetaItem, VariantData};
-use rustc_expand::base::{Annotatable, ExtCtxt};
-use rustc_span::symbol::{kw, sym, Ident, Symbol};
-use rustc_span::Span;
-
-pub fn expand_deriving_clone(
-    cx: &mut ExtCtxt<'_>,
-    span: Span,
-    mitem: &MetaItem,
-    item: &Annotatable,
-    push: &mut dyn FnMut(Annotatable),
-) {
-    // check if we can use a short form
-    //
-    // the short form is `fn clone(&self) -> Self { *self }`
-    //
-    // we can use the short form if:
-    // - the item is Copy (unfortunately, all we can check is whether it's also deriving Copy)
-    // - there are no generic parameters (after specialization this limitation can be removed)
-    //      if we used the short form with generics, we'd have to bound the generics with
-    //      Clone + Copy, and then there'd be no Clone impl at all if the user fills in something
-    //      that is Clone but not Copy. and until specialization we can't write both impls.
-    // - the item is a union with Copy fields
-    //      Unions with generic parameters still can derive Clone because they require Copy
-    //      for deriving, Clone alone is not enough.
-    //      Wherever Clone is implemented for fields is irrelevant so we don't assert it.
-    let bounds;
-    let substructure;
-    let is_shallow;
-    match *item {
-        Annotatable::Item(ref annitem) => match annitem.kind {
-            ItemKind::Struct(_, Generics { ref params, .. })
-            | ItemKind::Enum(_, Generics { ref params, .. }) => {
-                let container_id = cx.current_expansion.id.expn_data().parent.expect_local();
-                let has_derive_copy = cx.resolver.has_derive_copy(container_id);
-                if has_derive_copy
-                    && !params
-                        .iter()
-                        .any(|param| matches!(param.kind, ast::GenericParamKind::Type { .. }))
-                {
-                    bounds = vec![];
-                    is_shallow = true;
-                    substructure = combine_substructure(Box::new(|c, s, sub| {
-                        cs_clone_shallow("Clone", c, s, sub, false)
-                    }));
-                } else {
-                    bounds = vec![];
-                    is_shallow = false;
-                    substructure =
-                        combine_substructure(Box::new(|c, s, sub| cs_clone("Clone", c, s, sub)));
-                }
-            }
-            ItemKind::Union(..) => {
-                bounds = vec![Literal(path_std!(marker::Copy))];
-                is_shallow = true;
-                substructure = combine_substructure(Box::new(|c, s, sub| {
-                    cs_clone_shallow("Clone", c, s, sub, true)
-                }));
-            }
-            _ => {
-                bounds = vec![];
-                is_shallow = false;
-                substructure =
-                    combine_substructure(Box::new(|c, s, sub| cs_clone("Clone", c, s, sub)));
-            }
-        },
-
-        _ => cx.span_bug(span, "`#[derive(Clone)]` on trait item or impl item"),
-    }
-
-    let inline = cx.meta_word(span, sym::inline);
-    let attrs = vec![cx.attribute(inline)];
-    let trait_def = TraitDef {
-        span,
-        attributes: Vec::new(),
-        path: path_std!(clone::Clone),
-        additional_bounds: bounds,
-        generics: Bounds::empty(),
-        is_unsafe: false,
-        supports_unions: true,
-        methods: vec![MethodDef {
-            name: sym::clone,
-            generics: Bounds::empty(),
-            explicit_self: borrowed_explicit_self(),
-            args: Vec::new(),
-            ret_ty: Self_,
-            attributes: attrs,
-            is_unsafe: false,
-            unify_fieldless_variants: false,
-            combine_substructure: substructure,
-        }],
-        associated_types: Vec::new(),
-    };
-
-    trait_def.expand_ext(cx, mitem, item, push, is_shallow)
-}
-
-fn cs_clone_shallow(
-    name: &str,
-    cx: &mut ExtCtxt<'_>,
-    trait_span: Span,
-    substr: &Substructure<'_>,
-    is_union: bool,
-) -> P<Expr> {
-    fn assert_ty_bounds(
-        cx: &mut ExtCtxt<'_>,
-        stmts: &mut Vec<ast::Stmt>,
-        ty: P<ast::Ty>,
-        span: Span,
-        helper_name: &str,
-    ) {
-        // Generate statement `let _: helper_name<ty>;`,
-        // set the expn ID so we can use the unstable struct.
-        let span = cx.with_def_site_ctxt(span);
-        let assert_path = cx.path_all(
-            span,
-            true,
-            cx.std_path(&[sym::clone, Symbol::intern(helper_name)]),
-            vec![GenericArg::Type(ty)],
-        );
-        stmts.push(cx.stmt_let_type_only(span, cx.ty_path(assert_path)));
-    }
-    fn process_variant(cx: &mut ExtCtxt<'_>, stmts: &mut Vec<ast::Stmt>, variant: &VariantData) {
-        for field in variant.fields() {
-            // let _: AssertParamIsClone<FieldTy>;
-            assert_ty_bounds(cx, stmts, field.ty.clone(), field.span, "AssertParamIsClone");
-        }
-    }
-
-    let mut stmts = Vec::new();
-    if is_union {
-        // let _: AssertParamIsCopy<Self>;
-        let self_ty = cx.ty_path(cx.path_ident(trait_span, Ident::with_dummy_span(kw::SelfUpper)));
-        assert_ty_bounds(cx, &mut stmts, self_ty, trait_span, "AssertParamIsCopy");
-    } else {
-        match *substr.fields {
-            StaticStruct(vdata, ..) => {
-                process_variant(cx, &mut stmts, vdata);
-            }
-            StaticEnum(enum_def, ..) => {
-                for variant in &enum_def.variants {
-                    process_variant(cx, &mut stmts, &variant.data);
-                }
-            }
-            _ => cx.span_bug(
-                trait_span,
-                &format!("unexpected substructure in shallow `derive({})`", name),
-            ),
-        }
-    }
-    stmts.push(cx.stmt_expr(cx.expr_deref(trait_span, cx.expr_self(trait_span))));
-    cx.expr_block(cx.block(trait_span, stmts))
-}
-
-fn cs_clone(
-    name: &str,
-    cx: &mut ExtCtxt<'_>,
-    trait_span: Span,
-    substr: &Substructure<'_>,
-) -> P<Expr> {
-    let ctor_path;
-    let all_fields;
-    let fn_path = cx.std_path(&[sym::clone, sym::Clone, sym::clone]);
-    let subcall = |cx: &mut ExtCtxt<'_>, field: &FieldInfo<'_>| {
-        let args = vec![cx.expr_addr_of(field.span, field.self_.clone())];
-        cx.expr_call_global(field.span, fn_path.clone(), args)
-    };
-
-    let vdata;
-    match *substr.fields {
-        Struct(vdata_, ref af) => {
-            ctor_path = cx.path(trait_span, vec![substr.type_ident]);
-            all_fields = af;
-            vdata = vdata_;
-        }
-        EnumMatching(.., variant, ref af) => {
-            ctor_path = cx.path(trait_span, vec![substr.type_ident, variant.ident]);
-            all_fields = af;
-            vdata = &variant.data;
-        }
-        EnumNonMatchingCollapsed(..) => {
-            cx.span_bug(trait_span, &format!("non-matching enum variants in `derive({})`", name,))
-        }
-        StaticEnum(..) | StaticStruct(..) => {
-            cx.span_bug(trait_span, &format!("associated function in `derive({})`", name))
-        }
-    }
-
-    match *vdata {
-        VariantData::Struct(..) => {
-            let fields = all_fields
-                .iter()
-                .map(|field| {
-                    let Some(ident) = field.name else {
-                        cx.span_bug(
-                            trait_span,
-                            &format!("unnamed field in normal struct in `derive({})`", name,),
-                        );
-                    };
-                    let call = subcall(cx, field);
-                    cx.field_imm(field.span, ident, call)
-                })
-                .collect::<Vec<_>>();
-
-            cx.expr_struct(trait_span, ctor_path, fields)
-        }
-        VariantData::Tuple(..) => {
-            let subcalls = all_fields.iter().map(|f| subcall(cx, f)).collect();
-            let path = cx.expr_path(ctor_path);
-            cx.expr_call(trait_span, path, subcalls)
-        }
-        VariantData::Unit(..) => cx.expr_path(ctor_path),
-    }
-}
-
-use crate::deriving::generic::ty::*;
-use crate::deriving::generic::*;
-use crate::deriving::{self, path_std, pathvec_std};
-
-use rustc_ast::ptr::P;
-use rustc_ast::{Expr, MetaItem, Mutability};
-use rustc_expand::base::{Annotatable, ExtCtxt};
-use rustc_span::symbol::sym;
-use rustc_span::Span;
-
-pub fn expand_deriving_hash(
-    cx: &mut ExtCtxt<'_>,
-    span: Span,
-    mitem: &MetaItem,
-    item: &Annotatable,
-    push: &mut dyn FnMut(Annotatable),
-) {
-    let path = Path::new_(pathvec_std!(hash::Hash), None, vec![], PathKind::Std);
-
-    let typaram = sym::__H;
-
-    let arg = Path::new_local(typaram);
-    let hash_trait_def = TraitDef {
-        span,
-        attributes: Vec::new(),
-        path,
-        additional_bounds: Vec::new(),
-        generics: Bounds::empty(),
-        is_unsafe: false,
-        supports_unions: false,
-        methods: vec![MethodDef {
-            name: sym::hash,
-            generics: Bounds { bounds: vec![(typaram, vec![path_std!(hash::Hasher)])] },
-            explicit_self: borrowed_explicit_self(),
-            args: vec![(Ptr(Box::new(Literal(arg)), Borrowed(None, Mutability::Mut)), sym::state)],
-            ret_ty: nil_ty(),
-            attributes: vec![],
-            is_unsafe: false,
-            unify_fieldless_variants: true,
-            combine_substructure: combine_substructure(Box::new(|a, b, c| {
-                hash_substructure(a, b, c)
-            })),
-        }],
-        associated_types: Vec::new(),
-    };
-
-    hash_trait_def.expand(cx, mitem, item, push);
-}
-
-fn hash_substructure(cx: &mut ExtCtxt<'_>, trait_span: Span, substr: &Substructure<'_>) -> P<Expr> {
-    let [state_expr] = substr.nonself_args else {
-        cx.span_bug(trait_span, "incorrect number of arguments in `derive(Hash)`");
-    };
-    let call_hash = |span, thing_expr| {
-        let hash_path = {
-            let strs = cx.std_path(&[sym::hash, sym::Hash, sym::hash]);
-
-            cx.expr_path(cx.path_global(span, strs))
+        let is_invalid_domain_char = |c| {
+            matches!(
+                c,
+                '\0'..='\u{001F}'
+                    | ' '
+                    | '#'
+                    | '%'
+                    | '/'
+                    | ':'
+                    | '<'
+                    | '>'
+                    | '?'
+                    | '@'
+                    | '['
+                    | '\\'
+                    | ']'
+                    | '^'
+                    | '\u{007F}'
+                    | '|'
+            )
         };
-        let ref_thing = cx.expr_addr_of(span, thing_expr);
-        let expr = cx.expr_call(span, hash_path, vec![ref_thing, state_expr.clone()]);
-        cx.stmt_expr(expr)
-    };
-    let mut stmts = Vec::new();
 
-    let fields = match substr.fields {
-        Struct(_, fs) | EnumMatching(_, 1, .., fs) => fs,
-        EnumMatching(.., fs) => {
-            let variant_value = deriving::call_intrinsic(
-                cx,
-                trait_span,
-                sym::discriminant_value,
-                vec![cx.expr_self(trait_span)],
-            );
-
-            stmts.push(call_hash(trait_span, variant_value));
-
-            fs
+        if domain.find(is_invalid_domain_char).is_some() {
+            Err(ParseError::InvalidDomainCharacter)
+        } else if ends_in_a_number(&domain) {
+            let address = parse_ipv4addr(&domain)?;
+            Ok(Host::Ipv4(address))
+        } else {
+            Ok(Host::Domain(domain))
         }
-        _ => cx.span_bug(trait_span, "impossible substructure in `derive(Hash)`"),
-    };
+    }
 
-    stmts.extend(
-        fields.iter().map(|FieldInfo { ref self_, span, .. }| call_hash(*span, self_.clone())),
+    // <https://url.spec.whatwg.org/#concept-opaque-host-parser>
+    pub fn parse_opaque(input: &str) -> Result<Self, ParseError> {
+        if input.starts_with('[') {
+            if !input.ends_with(']') {
+                return Err(ParseError::InvalidIpv6Address);
+            }
+            return parse_ipv6addr(&input[1..input.len() - 1]).map(Host::Ipv6);
+        }
+
+        let is_invalid_host_char = |c| {
+            matches!(
+                c,
+                '\0' | '\t'
+                    | '\n'
+                    | '\r'
+                    | ' '
+                    | '#'
+                    | '/'
+                    | ':'
+                    | '<'
+                    | '>'
+                    | '?'
+                    | '@'
+                    | '['
+                    | '\\'
+                    | ']'
+                    | '^'
+                    | '|'
+            )
+        };
+
+        if input.find(is_invalid_host_char).is_some() {
+            Err(ParseError::InvalidDomainCharacter)
+        } else {
+            Ok(Host::Domain(
+                utf8_percent_encode(input, CONTROLS).to_string(),
+            ))
+        }
+    }
+
+    /// convert domain with idna
+    fn domain_to_ascii(domain: &str) -> Result<String, ParseError> {
+        idna::domain_to_ascii(domain).map_err(Into::into)
+    }
+}
+
+impl<S: AsRef<str>> fmt::Display for Host<S> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match *self {
+            Host::Domain(ref domain) => domain.as_ref().fmt(f),
+            Host::Ipv4(ref addr) => addr.fmt(f),
+            Host::Ipv6(ref addr) => {
+                f.write_str("[")?;
+                write_ipv6(addr, f)?;
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+impl<S, T> PartialEq<Host<T>> for Host<S>
+where
+    S: PartialEq<T>,
+{
+    fn eq(&self, other: &Host<T>) -> bool {
+        match (self, other) {
+            (Host::Domain(a), Host::Domain(b)) => a == b,
+            (Host::Ipv4(a), Host::Ipv4(b)) => a == b,
+            (Host::Ipv6(a), Host::Ipv6(b)) => a == b,
+            (_, _) => false,
+        }
+    }
+}
+
+fn write_ipv6(addr: &Ipv6Addr, f: &mut Formatter<'_>) -> fmt::Result {
+    let segments = addr.segments();
+    let (compress_start, compress_end) = longest_zero_sequence(&segments);
+    let mut i = 0;
+    while i < 8 {
+        if i == compress_start {
+            f.write_str(":")?;
+            if i == 0 {
+                f.write_str(":")?;
+            }
+            if compress_end < 8 {
+                i = compress_end;
+            } else {
+                break;
+            }
+        }
+        write!(f, "{:x}", segments[i as usize])?;
+        if i < 7 {
+            f.write_str(":")?;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+// https://url.spec.whatwg.org/#concept-ipv6-serializer step 2 and 3
+fn longest_zero_sequence(pieces: &[u16; 8]) -> (isize, isize) {
+    let mut longest = -1;
+    let mut longest_length = -1;
+    let mut start = -1;
+    macro_rules! finish_sequence(
+        ($end: expr) => {
+            if start >= 0 {
+                let length = $end - start;
+                if length > longest_length {
+                    longest = start;
+                    longest_length = length;
+                }
+            }
+        };
     );
-
-    cx.expr_block(cx.block(trait_span, stmts))
-}
-
-pub use crate::llvm::Type;
-
-use crate::abi::{FnAbiLlvmExt, LlvmType};
-use crate::common;
-use crate::context::CodegenCx;
-use crate::llvm;
-use crate::llvm::{Bool, False, True};
-use crate::type_of::LayoutLlvmExt;
-use crate::value::Value;
-use rustc_codegen_ssa::common::TypeKind;
-use rustc_codegen_ssa::traits::*;
-use rustc_data_structures::small_c_str::SmallCStr;
-use rustc_middle::bug;
-use rustc_middle::ty::layout::TyAndLayout;
-use rustc_middle::ty::{self, Ty};
-use rustc_target::abi::call::{CastTarget, FnAbi, Reg};
-use rustc_target::abi::{AddressSpace, Align, Integer, Size};
-
-use std::fmt;
-use std::ptr;
-
-use libc::c_uint;
-
-impl PartialEq for Type {
-    fn eq(&self, other: &Self) -> bool {
-        ptr::eq(self, other)
-    }
-}
-
-impl fmt::Debug for Type {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &llvm::build_string(|s| unsafe {
-                llvm::LLVMRustWriteTypeToString(self, s);
-            })
-            .expect("non-UTF8 type description from LLVM"),
-        )
-    }
-}
-
-impl<'ll> CodegenCx<'ll, '_> {
-    pub(crate) fn type_named_struct(&self, name: &str) -> &'ll Type {
-        let name = SmallCStr::new(name);
-        unsafe { llvm::LLVMStructCreateNamed(self.llcx, name.as_ptr()) }
-    }
-
-    pub(crate) fn set_struct_body(&self, ty: &'ll Type, els: &[&'ll Type], packed: bool) {
-        unsafe { llvm::LLVMStructSetBody(ty, els.as_ptr(), els.len() as c_uint, packed as Bool) }
-    }
-
-    pub(crate) fn type_void(&self) -> &'ll Type {
-        unsafe { llvm::LLVMVoidTypeInContext(self.llcx) }
-    }
-
-    pub(crate) fn type_metadata(&self) -> &'ll Type {
-        unsafe { llvm::LLVMRustMetadataTypeInContext(self.llcx) }
-    }
-
-    ///x Creates an integer type with the given number of bits, e.g., i24
-    pub(crate) fn type_ix(&self, num_bits: u64) -> &'ll Type {
-        unsafe { llvm::LLVMIntTypeInContext(self.llcx, num_bits as c_uint) }
-    }
-
-    pub(crate) fn type_vector(&self, ty: &'ll Type, len: u64) -> &'ll Type {
-        unsafe { llvm::LLVMVectorType(ty, len as c_uint) }
-    }
-
-    pub(crate) fn func_params_types(&self, ty: &'ll Type) -> Vec<&'ll Type> {
-        unsafe {
-            let n_args = llvm::LLVMCountParamTypes(ty) as usize;
-            let mut args = Vec::with_capacity(n_args);
-            llvm::LLVMGetParamTypes(ty, args.as_mut_ptr());
-            args.set_len(n_args);
-            args
-        }
-    }
-
-    pub(crate) fn type_bool(&self) -> &'ll Type {
-        self.type_i8()
-    }
-
-    pub(crate) fn type_int_from_ty(&self, t: ty::IntTy) -> &'ll Type {
-        match t {
-            ty::IntTy::Isize => self.type_isize(),
-            ty::IntTy::I8 => self.type_i8(),
-            ty::IntTy::I16 => self.type_i16(),
-            ty::IntTy::I32 => self.type_i32(),
-            ty::IntTy::I64 => self.type_i64(),
-            ty::IntTy::I128 => self.type_i128(),
-        }
-    }
-
-    pub(crate) fn type_uint_from_ty(&self, t: ty::UintTy) -> &'ll Type {
-        match t {
-            ty::UintTy::Usize => self.type_isize(),
-            ty::UintTy::U8 => self.type_i8(),
-            ty::UintTy::U16 => self.type_i16(),
-            ty::UintTy::U32 => self.type_i32(),
-            ty::UintTy::U64 => self.type_i64(),
-            ty::UintTy::U128 => self.type_i128(),
-        }
-    }
-
-    pub(crate) fn type_float_from_ty(&self, t: ty::FloatTy) -> &'ll Type {
-        match t {
-            ty::FloatTy::F32 => self.type_f32(),
-            ty::FloatTy::F64 => self.type_f64(),
-        }
-    }
-
-    pub(crate) fn type_pointee_for_align(&self, align: Align) -> &'ll Type {
-        // FIXME(eddyb) We could find a better approximation if ity.align < align.
-        let ity = Integer::approximate_align(self, align);
-        self.type_from_integer(ity)
-    }
-
-    /// Return a LLVM type that has at most the required alignment,
-    /// and exactly the required size, as a best-effort padding array.
-    pub(crate) fn type_padding_filler(&self, size: Size, align: Align) -> &'ll Type {
-        let unit = Integer::approximate_align(self, align);
-        let size = size.bytes();
-        let unit_size = unit.size().bytes();
-        assert_eq!(size % unit_size, 0);
-        self.type_array(self.type_from_integer(unit), size / unit_size)
-    }
-
-    pub(crate) fn type_variadic_func(&self, args: &[&'ll Type], ret: &'ll Type) -> &'ll Type {
-        unsafe { llvm::LLVMFunctionType(ret, args.as_ptr(), args.len() as c_uint, True) }
-    }
-
-    pub(crate) fn type_array(&self, ty: &'ll Type, len: u64) -> &'ll Type {
-        unsafe { llvm::LLVMRustArrayType(ty, len) }
-    }
-}
-
-impl<'ll, 'tcx> BaseTypeMethods<'tcx> for CodegenCx<'ll, 'tcx> {
-    fn type_i1(&self) -> &'ll Type {
-        unsafe { llvm::LLVMInt1TypeInContext(self.llcx) }
-    }
-
-    fn type_i8(&self) -> &'ll Type {
-        unsafe { llvm::LLVMInt8TypeInContext(self.llcx) }
-    }
-
-    fn type_i16(&self) -> &'ll Type {
-        unsafe { llvm::LLVMInt16TypeInContext(self.llcx) }
-    }
-
-    fn type_i32(&self) -> &'ll Type {
-        unsafe { llvm::LLVMInt32TypeInContext(self.llcx) }
-    }
-
-    fn type_i64(&self) -> &'ll Type {
-        unsafe { llvm::LLVMInt64TypeInContext(self.llcx) }
-    }
-
-    fn type_i128(&self) -> &'ll Type {
-        unsafe { llvm::LLVMIntTypeInContext(self.llcx, 128) }
-    }
-
-    fn type_isize(&self) -> &'ll Type {
-        self.isize_ty
-    }
-
-    fn type_f32(&self) -> &'ll Type {
-        unsafe { llvm::LLVMFloatTypeInContext(self.llcx) }
-    }
-
-    fn type_f64(&self) -> &'ll Type {
-        unsafe { llvm::LLVMDoubleTypeInContext(self.llcx) }
-    }
-
-    fn type_func(&self, args: &[&'ll Type], ret: &'ll Type) -> &'ll Type {
-        unsafe { llvm::LLVMFunctionType(ret, args.as_ptr(), args.len() as c_uint, False) }
-    }
-
-    fn type_struct(&self, els: &[&'ll Type], packed: bool) -> &'ll Type {
-        unsafe {
-            llvm::LLVMStructTypeInContext(
-                self.llcx,
-                els.as_ptr(),
-                els.len() as c_uint,
-                packed as Bool,
-            )
-        }
-    }
-
-    fn type_kind(&self, ty: &'ll Type) -> TypeKind {
-        unsafe { llvm::LLVMRustGetTypeKind(ty).to_generic() }
-    }
-
-    fn type_ptr_to(&self, ty: &'ll Type) -> &'ll Type {
-        assert_ne!(
-            self.type_kind(ty),
-            TypeKind::Function,
-            "don't call ptr_to on function types, use ptr_to_llvm_type on FnAbi instead or explicitly specify an address space if it makes sense"
-        );
-        ty.ptr_to(AddressSpace::DATA)
-    }
-
-    fn type_ptr_to_ext(&self, ty: &'ll Type, address_space: AddressSpace) -> &'ll Type {
-        ty.ptr_to(address_space)
-    }
-
-    fn element_type(&self, ty: &'ll Type) -> &'ll Type {
-        match self.type_kind(ty) {
-            TypeKind::Array | TypeKind::Vector => unsafe { llvm::LLVMGetElementType(ty) },
-            TypeKind::Pointer => bug!("element_type is not supported for opaque pointers"),
-            other => bug!("element_type called on unsupported type {:?}", other),
-        }
-    }
-
-    fn vector_length(&self, ty: &'ll Type) -> usize {
-        unsafe { llvm::LLVMGetVectorSize(ty) as usize }
-    }
-
-    fn float_width(&self, ty: &'ll Type) -> usize {
-        match self.type_kind(ty) {
-            TypeKind::Float => 32,
-            TypeKind::Double => 64,
-            TypeKind::X86_FP80 => 80,
-            TypeKind::FP128 | TypeKind::PPC_FP128 => 128,
-            _ => bug!("llvm_float_width called on a non-float type"),
-        }
-    }
-
-    fn int_width(&self, ty: &'ll Type) -> u64 {
-        unsafe { llvm::LLVMGetIntTypeWidth(ty) as u64 }
-    }
-
-    fn val_ty(&self, v: &'ll Value) -> &'ll Type {
-        common::val_ty(v)
-    }
-}
-
-impl Type {
-    pub fn i8_llcx(llcx: &llvm::Context) -> &Type {
-        unsafe { llvm::LLVMInt8TypeInContext(llcx) }
-    }
-
-    // Creates an integer type with the given number of bits, e.g., i24
-    pub fn ix_llcx(llcx: &llvm::Context, num_bits: u64) -> &Type {
-        unsafe { llvm::LLVMIntTypeInContext(llcx, num_bits as c_uint) }
-    }
-
-    pub fn i8p_llcx(llcx: &llvm::Context) -> &Type {
-        Type::i8_llcx(llcx).ptr_to(AddressSpace::DATA)
-    }
-
-    fn ptr_to(&self, address_space: AddressSpace) -> &Type {
-        unsafe { llvm::LLVMPointerType(self, address_space.0) }
-    }
-}
-
-impl<'ll, 'tcx> LayoutTypeMethods<'tcx> for CodegenCx<'ll, 'tcx> {
-    fn backend_type(&self, layout: TyAndLayout<'tcx>) -> &'ll Type {
-        layout.llvm_type(self)
-    }
-    fn immediate_backend_type(&self, layout: TyAndLayout<'tcx>) -> &'ll Type {
-        layout.immediate_llvm_type(self)
-    }
-    fn is_backend_immediate(&self, layout: TyAndLayout<'tcx>) -> bool {
-        layout.is_llvm_immediate()
-    }
-    fn is_backend_scalar_pair(&self, layout: TyAndLayout<'tcx>) -> bool {
-        layout.is_llvm_scalar_pair()
-    }
-    fn backend_field_index(&self, layout: TyAndLayout<'tcx>, index: usize) -> u64 {
-        layout.llvm_field_index(self, index)
-    }
-    fn scalar_pair_element_backend_type(
-        &self,
-        layout: TyAndLayout<'tcx>,
-        index: usize,
-        immediate: bool,
-    ) -> &'ll Type {
-        layout.scalar_pair_element_llvm_type(self, index, immediate)
-    }
-    fn cast_backend_type(&self, ty: &CastTarget) -> &'ll Type {
-        ty.llvm_type(self)
-    }
-    fn fn_decl_backend_type(&self, fn_abi: &FnAbi<'tcx, Ty<'tcx>>) -> &'ll Type {
-        fn_abi.llvm_type(self)
-    }
-    fn fn_ptr_backend_type(&self, fn_abi: &FnAbi<'tcx, Ty<'tcx>>) -> &'ll Type {
-        fn_abi.ptr_to_llvm_type(self)
-    }
-    fn reg_backend_type(&self, ty: &Reg) -> &'ll Type {
-        ty.llvm_type(self)
-    }
-}
-
-pub use super::ffi::*;
-
-use rustc_index::vec::IndexVec;
-use rustc_middle::mir::coverage::{
-    CodeRegion, CounterValueReference, ExpressionOperandId, InjectedExpressionId,
-    InjectedExpressionIndex, MappedExpressionIndex, Op,
-};
-use rustc_middle::ty::Instance;
-use rustc_middle::ty::TyCtxt;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Expression {
-    lhs: ExpressionOperandId,
-    op: Op,
-    rhs: ExpressionOperandId,
-    region: Option<CodeRegion>,
-}
-
-/// Collects all of the coverage regions associated with (a) injected counters, (b) counter
-/// expressions (additions or subtraction), and (c) unreachable regions (always counted as zero),
-/// for a given Function. Counters and counter expressions have non-overlapping `id`s because they
-/// can both be operands in an expression. This struct also stores the `function_source_hash`,
-/// computed during instrumentation, and forwarded with counters.
-///
-/// Note, it may be important to understand LLVM's definitions of `unreachable` regions versus "gap
-/// regions" (or "gap areas"). A gap region is a code region within a counted region (either counter
-/// or expression), but the line or lines in the gap region are not executable (such as lines with
-/// only whitespace or comments). According to LLVM Code Coverage Mapping documentation, "A count
-/// for a gap area is only used as the line execution count if there are no other regions on a
-/// line."
-#[derive(Debug)]
-pub struct FunctionCoverage<'tcx> {
-    instance: Instance<'tcx>,
-    source_hash: u64,
-    is_used: bool,
-    counters: IndexVec<CounterValueReference, Option<CodeRegion>>,
-    expressions: IndexVec<InjectedExpressionIndex, Option<Expression>>,
-    unreachable_regions: Vec<CodeRegion>,
-}
-
-impl<'tcx> FunctionCoverage<'tcx> {
-    /// Creates a new set of coverage data for a used (called) function.
-    pub fn new(tcx: TyCtxt<'tcx>, instance: Instance<'tcx>) -> Self {
-        Self::create(tcx, instance, true)
-    }
-
-    /// Creates a new set of coverage data for an unused (never called) function.
-    pub fn unused(tcx: TyCtxt<'tcx>, instance: Instance<'tcx>) -> Self {
-        Self::create(tcx, instance, false)
-    }
-
-    fn create(tcx: TyCtxt<'tcx>, instance: Instance<'tcx>, is_used: bool) -> Self {
-        let coverageinfo = tcx.coverageinfo(instance.def);
-        debug!(
-            "FunctionCoverage::create(instance={:?}) has coverageinfo={:?}. is_used={}",
-            instance, coverageinfo, is_used
-        );
-        Self {
-            instance,
-            source_hash: 0, // will be set with the first `add_counter()`
-            is_used,
-            counters: IndexVec::from_elem_n(None, coverageinfo.num_counters as usize),
-            expressions: IndexVec::from_elem_n(None, coverageinfo.num_expressions as usize),
-            unreachable_regions: Vec::new(),
-        }
-    }
-
-    /// Returns true for a used (called) function, and false for an unused function.
-    pub fn is_used(&self) -> bool {
-        self.is_used
-    }
-
-    /// Sets the function source hash value. If called multiple times for the same function, all
-    /// calls should have the same hash value.
-    pub fn set_function_source_hash(&mut self, source_hash: u64) {
-        if self.source_hash == 0 {
-            self.source_hash = source_hash;
+    for i in 0..8 {
+        if pieces[i as usize] == 0 {
+            if start < 0 {
+                start = i;
+            }
         } else {
-            debug_assert_eq!(source_hash, self.source_hash);
+            finish_sequence!(i);
+            start = -1;
         }
     }
-
-    /// Adds a code region to be counted by an injected counter intrinsic.
-    pub fn add_counter(&mut self, id: CounterValueReference, region: CodeRegion) {
-        if let Some(previous_region) = self.counters[id].replace(region.clone()) {
-            assert_eq!(previous_region, region, "add_counter: code region for id changed");
-        }
-    }
-
-    /// Both counters and "counter expressions" (or simply, "expressions") can be operands in other
-    /// expressions. Expression IDs start from `u32::MAX` and go down, so the range of expression
-    /// IDs will not overlap with the range of counter IDs. Counters and expressions can be added in
-    /// any order, and expressions can still be assigned contiguous (though descending) IDs, without
-    /// knowing what the last counter ID will be.
-    ///
-    /// When storing the expression data in the `expressions` vector in the `FunctionCoverage`
-    /// struct, its vector index is computed, from the given expression ID, by subtracting from
-    /// `u32::MAX`.
-    ///
-    /// Since the expression operands (`lhs` and `rhs`) can reference either counters or
-    /// expressions, an operand that references an expression also uses its original ID, descending
-    /// from `u32::MAX`. Theses operands are translated only during code generation, after all
-    /// counters and expressions have been added.
-    pub fn add_counter_expression(
-        &mut self,
-        expression_id: InjectedExpressionId,
-        lhs: ExpressionOperandId,
-        op: Op,
-        rhs: ExpressionOperandId,
-        region: Option<CodeRegion>,
-    ) {
-        debug!(
-            "add_counter_expression({:?}, lhs={:?}, op={:?}, rhs={:?} at {:?}",
-            expression_id, lhs, op, rhs, region
-        );
-        let expression_index = self.expression_index(u32::from(expression_id));
-        debug_assert!(
-            expression_index.as_usize() < self.expressions.len(),
-            "expression_index {} is out of range for expressions.len() = {}
-            for {:?}",
-            expression_index.as_usize(),
-            self.expressions.len(),
-            self,
-        );
-        if let Some(previous_expression) = self.expressions[expression_index].replace(Expression {
-            lhs,
-            op,
-            rhs,
-            region: region.clone(),
-        }) {
-            assert_eq!(
-                previous_expression,
-                Expression { lhs, op, rhs, region },
-                "add_counter_expression: expression for id changed"
-            );
-        }
-    }
-
-    /// Add a region that will be marked as "unreachable", with a constant "zero counter".
-    pub fn add_unreachable_region(&mut self, region: CodeRegion) {
-        self.unreachable_regions.push(region)
-    }
-
-    /// Return the source hash, generated from the HIR node structure, and used to indicate whether
-    /// or not the source code structure changed between different compilations.
-    pub fn source_hash(&self) -> u64 {
-        self.source_hash
-    }
-
-    /// Generate an array of CounterExpressions, and an iterator over all `Counter`s and their
-    /// associated `Regions` (from which the LLVM-specific `CoverageMapGenerator` will create
-    /// `CounterMappingRegion`s.
-    pub fn get_expressions_and_counter_regions(
-        &self,
-    ) -> (Vec<CounterExpression>, impl Iterator<Item = (Counter, &CodeRegion)>) {
-        assert!(
-            self.source_hash != 0 || !self.is_used,
-            "No counters provided the source_hash for used function: {:?}",
-            self.instance
-        );
-
-        let counter_regions = self.counter_regions();
-        let (counter_expressions, expression_regions) = self.expressions_with_regions();
-        let unreachable_regions = self.unreachable_regions();
-
-        let counter_regions =
-            counter_regions.chain(expression_regions.into_iter().chain(unreachable_regions));
-        (counter_expressions, counter_regions)
-    }
-
-    fn counter_regions(&self) -> impl Iterator<Item = (Counter, &CodeRegion)> {
-        self.counters.iter_enumerated().filter_map(|(index, entry)| {
-            // Option::map() will return None to filter out missing counters. This may happen
-            // if, for example, a MIR-instrumented counter is removed during an optimization.
-            entry.as_ref().map(|region| (Counter::counter_value_reference(index), region))
-        })
-    }
-
-    fn expressions_with_regions(
-        &self,
-    ) -> (Vec<CounterExpression>, impl Iterator<Item = (Counter, &CodeRegion)>) {
-        let mut counter_expressions = Vec::with_capacity(self.expressions.len());
-        let mut expression_regions = Vec::with_capacity(self.expressions.len());
-        let mut new_indexes = IndexVec::from_elem_n(None, self.expressions.len());
-
-        // This closure converts any `Expression` operand (`lhs` or `rhs` of the `Op::Add` or
-        // `Op::Subtract` operation) into its native `llvm::coverage::Counter::CounterKind` type
-        // and value. Operand ID value `0` maps to `CounterKind::Zero`; values in the known range
-        // of injected LLVM counters map to `CounterKind::CounterValueReference` (and the value
-        // matches the injected counter index); and any other value is converted into a
-        // `CounterKind::Expression` with the expression's `new_index`.
-        //
-        // Expressions will be returned from this function in a sequential vector (array) of
-        // `CounterExpression`, so the expression IDs must be mapped from their original,
-        // potentially sparse set of indexes, originally in reverse order from `u32::MAX`.
-        //
-        // An `Expression` as an operand will have already been encountered as an `Expression` with
-        // operands, so its new_index will already have been generated (as a 1-up index value).
-        // (If an `Expression` as an operand does not have a corresponding new_index, it was
-        // probably optimized out, after the expression was injected into the MIR, so it will
-        // get a `CounterKind::Zero` instead.)
-        //
-        // In other words, an `Expression`s at any given index can include other expressions as
-        // operands, but expression operands can only come from the subset of expressions having
-        // `expression_index`s lower than the referencing `Expression`. Therefore, it is
-        // reasonable to look up the new index of an expression operand while the `new_indexes`
-        // vector is only complete up to the current `ExpressionIndex`.
-        let id_to_counter = |new_indexes: &IndexVec<
-            InjectedExpressionIndex,
-            Option<MappedExpressionIndex>,
-        >,
-                             id: ExpressionOperandId| {
-            if id == ExpressionOperandId::ZERO {
-                Some(Counter::zero())
-            } else if id.index() < self.counters.len() {
-                debug_assert!(
-                    id.index() > 0,
-                    "ExpressionOperandId indexes for counters are 1-based, but this id={}",
-                    id.index()
-                );
-                // Note: Some codegen-injected Counters may be only referenced by `Expression`s,
-                // and may not have their own `CodeRegion`s,
-                let index = CounterValueReference::from(id.index());
-                // Note, the conversion to LLVM `Counter` adjusts the index to be zero-based.
-                Some(Counter::counter_value_reference(index))
-            } else {
-                let index = self.expression_index(u32::from(id));
-                self.expressions
-                    .get(index)
-                    .expect("expression id is out of range")
-                    .as_ref()
-                    // If an expression was optimized out, assume it would have produced a count
-                    // of zero. This ensures that expressions dependent on optimized-out
-                    // expressions are still valid.
-                    .map_or(Some(Counter::zero()), |_| new_indexes[index].map(Counter::expression))
-            }
-        };
-
-        for (original_index, expression) in
-            self.expressions.iter_enumerated().filter_map(|(original_index, entry)| {
-                // Option::map() will return None to filter out missing expressions. This may happen
-                // if, for example, a MIR-instrumented expression is removed during an optimization.
-                entry.as_ref().map(|expression| (original_index, expression))
-            })
-        {
-            let optional_region = &expression.region;
-            let Expression { lhs, op, rhs, .. } = *expression;
-
-            if let Some(Some((lhs_counter, mut rhs_counter))) = id_to_counter(&new_indexes, lhs)
-                .map(|lhs_counter| {
-                    id_to_counter(&new_indexes, rhs).map(|rhs_counter| (lhs_counter, rhs_counter))
-                })
-            {
-                if lhs_counter.is_zero() && op.is_subtract() {
-                    // The left side of a subtraction was probably optimized out. As an example,
-                    // a branch condition might be evaluated as a constant expression, and the
-                    // branch could be removed, dropping unused counters in the process.
-                    //
-                    // Since counters are unsigned, we must assume the result of the expression
-                    // can be no more and no less than zero. An expression known to evaluate to zero
-                    // does not need to be added to the coverage map.
-                    //
-                    // Coverage test `loops_branches.rs` includes multiple variations of branches
-                    // based on constant conditional (literal `true` or `false`), and demonstrates
-                    // that the expected counts are still correct.
-                    debug!(
-                        "Expression subtracts from zero (assume unreachable): \
-                        original_index={:?}, lhs={:?}, op={:?}, rhs={:?}, region={:?}",
-                        original_index, lhs, op, rhs, optional_region,
-                    );
-                    rhs_counter = Counter::zero();
-                }
-                debug_assert!(
-                    lhs_counter.is_zero()
-                        // Note: with `as usize` the ID _could_ overflow/wrap if `usize = u16`
-                        || ((lhs_counter.zero_based_id() as usize)
-                            <= usize::max(self.counters.len(), self.expressions.len())),
-                    "lhs id={} > both counters.len()={} and expressions.len()={}
-                    ({:?} {:?} {:?})",
-                    lhs_counter.zero_based_id(),
-                    self.counters.len(),
-                    self.expressions.len(),
-                    lhs_counter,
-                    op,
-                    rhs_counter,
-                );
-
-                debug_assert!(
-                    rhs_counter.is_zero()
-                        // Note: with `as usize` the ID _could_ overflow/wrap if `usize = u16`
-                        || ((rhs_counter.zero_based_id() as usize)
-                            <= usize::max(self.counters.len(), self.expressions.len())),
-                    "rhs id={} > both counters.len()={} and expressions.len()={}
-                    ({:?} {:?} {:?})",
-                    rhs_counter.zero_based_id(),
-                    self.counters.len(),
-                    self.expressions.len(),
-                    lhs_counter,
-                    op,
-                    rhs_counter,
-                );
-
-                // Both operands exist. `Expression` operands exist in `self.expressions` and have
-                // been assigned a `new_index`.
-                let mapped_expression_index =
-                    MappedExpressionIndex::from(counter_expressions.len());
-                let expression = CounterExpression::new(
-                    lhs_counter,
-                    match op {
-                        Op::Add => ExprKind::Add,
-                        Op::Subtract => ExprKind::Subtract,
-                    },
-                    rhs_counter,
-                );
-                debug!(
-                    "Adding expression {:?} = {:?}, region: {:?}",
-                    mapped_expression_index, expression, optional_region
-                );
-                counter_expressions.push(expression);
-                new_indexes[original_index] = Some(mapped_expression_index);
-                if let Some(region) = optional_region {
-                    expression_regions.push((Counter::expression(mapped_expression_index), region));
-                }
-            } else {
-                bug!(
-                    "expression has one or more missing operands \
-                      original_index={:?}, lhs={:?}, op={:?}, rhs={:?}, region={:?}",
-                    original_index,
-                    lhs,
-                    op,
-                    rhs,
-                    optional_region,
-                );
-            }
-        }
-        (counter_expressions, expression_regions.into_iter())
-    }
-
-    fn unreachable_regions(&self) -> impl Iterator<Item = (Counter, &CodeRegion)> {
-        self.unreachable_regions.iter().map(|region| (Counter::zero(), region))
-    }
-
-    fn expression_index(&self, id_descending_from_max: u32) -> InjectedExpressionIndex {
-        debug_assert!(id_descending_from_max >= self.counters.len() as u32);
-        InjectedExpressionIndex::from(u32::MAX - id_descending_from_max)
-    }
-}
-
-use std::ffi::CString;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
-
-// Unfortunately, on windows, it looks like msvcrt.dll is silently translating
-// verbatim paths under the hood to non-verbatim paths! This manifests itself as
-// gcc looking like it cannot accept paths of the form `\\?\C:\...`, but the
-// real bug seems to lie in msvcrt.dll.
-//
-// Verbatim paths are generally pretty rare, but the implementation of
-// `fs::canonicalize` currently generates paths of this form, meaning that we're
-// going to be passing quite a few of these down to gcc, so we need to deal with
-// this case.
-//
-// For now we just strip the "verbatim prefix" of `\\?\` from the path. This
-// will probably lose information in some cases, but there's not a whole lot
-// more we can do with a buggy msvcrt...
-//
-// For some more information, see this comment:
-//   https://github.com/rust-lang/rust/issues/25505#issuecomment-102876737
-#[cfg(windows)]
-pub fn fix_windows_verbatim_for_gcc(p: &Path) -> PathBuf {
-    use std::ffi::OsString;
-    use std::path;
-    let mut components = p.components();
-    let prefix = match components.next() {
-        Some(path::Component::Prefix(p)) => p,
-        _ => return p.to_path_buf(),
-    };
-    match prefix.kind() {
-        path::Prefix::VerbatimDisk(disk) => {
-            let mut base = OsString::from(format!("{}:", disk as char));
-            base.push(components.as_path());
-            PathBuf::from(base)
-        }
-        path::Prefix::VerbatimUNC(server, share) => {
-            let mut base = OsString::from(r"\\");
-            base.push(server);
-            base.push(r"\");
-            base.push(share);
-            base.push(components.as_path());
-            PathBuf::from(base)
-        }
-        _ => p.to_path_buf(),
-    }
-}
-
-#[cfg(not(windows))]
-pub fn fix_windows_verbatim_for_gcc(p: &Path) -> PathBuf {
-    p.to_path_buf()
-}
-
-pub enum LinkOrCopy {
-    Link,
-    Copy,
-}
-
-/// Copies `p` into `q`, preferring to use hard-linking if possible. If
-/// `q` already exists, it is removed first.
-/// The result indicates which of the two operations has been performed.
-pub fn link_or_copy<P: AsRef<Path>, Q: AsRef<Path>>(p: P, q: Q) -> io::Result<LinkOrCopy> {
-    let p = p.as_ref();
-    let q = q.as_ref();
-    match fs::remove_file(&q) {
-        Ok(()) => (),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => (),
-        Err(err) => return Err(err),
-    }
-
-    match fs::hard_link(p, q) {
-        Ok(()) => Ok(LinkOrCopy::Link),
-        Err(_) => match fs::copy(p, q) {
-            Ok(_) => Ok(LinkOrCopy::Copy),
-            Err(e) => Err(e),
-        },
-    }
-}
-
-#[cfg(unix)]
-pub fn path_to_c_string(p: &Path) -> CString {
-    use std::ffi::OsStr;
-    use std::os::unix::ffi::OsStrExt;
-    let p: &OsStr = p.as_ref();
-    CString::new(p.as_bytes()).unwrap()
-}
-#[cfg(windows)]
-pub fn path_to_c_string(p: &Path) -> CString {
-    CString::new(p.to_str().unwrap()).unwrap()
-}
-
-//! A nice interface for working with the infcx. The basic idea is to
-//! do `infcx.at(cause, param_env)`, which sets the "cause" of the
-//! operation as well as the surrounding parameter environment. Then
-//! you can do something like `.sub(a, b)` or `.eq(a, b)` to create a
-//! subtype or equality relationship respectively. The first argument
-//! is always the "expected" output from the POV of diagnostics.
-//!
-//! Examples:
-//! ```ignore (fragment)
-//!     infcx.at(cause, param_env).sub(a, b)
-//!     // requires that `a <: b`, with `a` considered the "expected" type
-//!
-//!     infcx.at(cause, param_env).sup(a, b)
-//!     // requires that `b <: a`, with `a` considered the "expected" type
-//!
-//!     infcx.at(cause, param_env).eq(a, b)
-//!     // requires that `a == b`, with `a` considered the "expected" type
-//! ```
-//! For finer-grained control, you can also do use `trace`:
-//! ```ignore (fragment)
-//!     infcx.at(...).trace(a, b).sub(&c, &d)
-//! ```
-//! This will set `a` and `b` as the "root" values for
-//! error-reporting, but actually operate on `c` and `d`. This is
-//! sometimes useful when the types of `c` and `d` are not traceable
-//! things. (That system should probably be refactored.)
-
-use super::*;
-
-use rustc_middle::ty::relate::{Relate, TypeRelation};
-use rustc_middle::ty::{Const, ImplSubject};
-
-pub struct At<'a, 'tcx> {
-    pub infcx: &'a InferCtxt<'a, 'tcx>,
-    pub cause: &'a ObligationCause<'tcx>,
-    pub param_env: ty::ParamEnv<'tcx>,
-    /// Whether we should define opaque types
-    /// or just treat them opaquely.
-    /// Currently only used to prevent predicate
-    /// matching from matching anything against opaque
-    /// types.
-    pub define_opaque_types: bool,
-}
-
-pub struct Trace<'a, 'tcx> {
-    at: At<'a, 'tcx>,
-    a_is_expected: bool,
-    trace: TypeTrace<'tcx>,
-}
-
-impl<'a, 'tcx> InferCtxt<'a, 'tcx> {
-    #[inline]
-    pub fn at(
-        &'a self,
-        cause: &'a ObligationCause<'tcx>,
-        param_env: ty::ParamEnv<'tcx>,
-    ) -> At<'a, 'tcx> {
-        At { infcx: self, cause, param_env, define_opaque_types: true }
-    }
-
-    /// Forks the inference context, creating a new inference context with the same inference
-    /// variables in the same state. This can be used to "branch off" many tests from the same
-    /// common state. Used in coherence.
-    pub fn fork(&self) -> Self {
-        Self {
-            tcx: self.tcx,
-            defining_use_anchor: self.defining_use_anchor,
-            in_progress_typeck_results: self.in_progress_typeck_results,
-            inner: self.inner.clone(),
-            skip_leak_check: self.skip_leak_check.clone(),
-            lexical_region_resolutions: self.lexical_region_resolutions.clone(),
-            selection_cache: self.selection_cache.clone(),
-            evaluation_cache: self.evaluation_cache.clone(),
-            reported_trait_errors: self.reported_trait_errors.clone(),
-            reported_closure_mismatch: self.reported_closure_mismatch.clone(),
-            tainted_by_errors_flag: self.tainted_by_errors_flag.clone(),
-            err_count_on_creation: self.err_count_on_creation,
-            in_snapshot: self.in_snapshot.clone(),
-            universe: self.universe.clone(),
-        }
-    }
-}
-
-pub trait ToTrace<'tcx>: Relate<'tcx> + Copy {
-    fn to_trace(
-        tcx: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx>;
-}
-
-impl<'a, 'tcx> At<'a, 'tcx> {
-    pub fn define_opaque_types(self, define_opaque_types: bool) -> Self {
-        Self { define_opaque_types, ..self }
-    }
-
-    /// Hacky routine for equating two impl headers in coherence.
-    pub fn eq_impl_headers(
-        self,
-        expected: &ty::ImplHeader<'tcx>,
-        actual: &ty::ImplHeader<'tcx>,
-    ) -> InferResult<'tcx, ()> {
-        debug!("eq_impl_header({:?} = {:?})", expected, actual);
-        match (expected.trait_ref, actual.trait_ref) {
-            (Some(a_ref), Some(b_ref)) => self.eq(a_ref, b_ref),
-            (None, None) => self.eq(expected.self_ty, actual.self_ty),
-            _ => bug!("mk_eq_impl_headers given mismatched impl kinds"),
-        }
-    }
-
-    /// Makes `a <: b`, where `a` may or may not be expected.
-    ///
-    /// See [`At::trace_exp`] and [`Trace::sub`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn sub_exp<T>(self, a_is_expected: bool, a: T, b: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace_exp(a_is_expected, a, b).sub(a, b)
-    }
-
-    /// Makes `actual <: expected`. For example, if type-checking a
-    /// call like `foo(x)`, where `foo: fn(i32)`, you might have
-    /// `sup(i32, x)`, since the "expected" type is the type that
-    /// appears in the signature.
-    ///
-    /// See [`At::trace`] and [`Trace::sub`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn sup<T>(self, expected: T, actual: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.sub_exp(false, actual, expected)
-    }
-
-    /// Makes `expected <: actual`.
-    ///
-    /// See [`At::trace`] and [`Trace::sub`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn sub<T>(self, expected: T, actual: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.sub_exp(true, expected, actual)
-    }
-
-    /// Makes `expected <: actual`.
-    ///
-    /// See [`At::trace_exp`] and [`Trace::eq`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn eq_exp<T>(self, a_is_expected: bool, a: T, b: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace_exp(a_is_expected, a, b).eq(a, b)
-    }
-
-    /// Makes `expected <: actual`.
-    ///
-    /// See [`At::trace`] and [`Trace::eq`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn eq<T>(self, expected: T, actual: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace(expected, actual).eq(expected, actual)
-    }
-
-    pub fn relate<T>(self, expected: T, variance: ty::Variance, actual: T) -> InferResult<'tcx, ()>
-    where
-        T: ToTrace<'tcx>,
-    {
-        match variance {
-            ty::Variance::Covariant => self.sub(expected, actual),
-            ty::Variance::Invariant => self.eq(expected, actual),
-            ty::Variance::Contravariant => self.sup(expected, actual),
-
-            // We could make this make sense but it's not readily
-            // exposed and I don't feel like dealing with it. Note
-            // that bivariance in general does a bit more than just
-            // *nothing*, it checks that the types are the same
-            // "modulo variance" basically.
-            ty::Variance::Bivariant => panic!("Bivariant given to `relate()`"),
-        }
-    }
-
-    /// Computes the least-upper-bound, or mutual supertype, of two
-    /// values. The order of the arguments doesn't matter, but since
-    /// this can result in an error (e.g., if asked to compute LUB of
-    /// u32 and i32), it is meaningful to call one of them the
-    /// "expected type".
-    ///
-    /// See [`At::trace`] and [`Trace::lub`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn lub<T>(self, expected: T, actual: T) -> InferResult<'tcx, T>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace(expected, actual).lub(expected, actual)
-    }
-
-    /// Computes the greatest-lower-bound, or mutual subtype, of two
-    /// values. As with `lub` order doesn't matter, except for error
-    /// cases.
-    ///
-    /// See [`At::trace`] and [`Trace::glb`] for a version of
-    /// this method that only requires `T: Relate<'tcx>`
-    pub fn glb<T>(self, expected: T, actual: T) -> InferResult<'tcx, T>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace(expected, actual).glb(expected, actual)
-    }
-
-    /// Sets the "trace" values that will be used for
-    /// error-reporting, but doesn't actually perform any operation
-    /// yet (this is useful when you want to set the trace using
-    /// distinct values from those you wish to operate upon).
-    pub fn trace<T>(self, expected: T, actual: T) -> Trace<'a, 'tcx>
-    where
-        T: ToTrace<'tcx>,
-    {
-        self.trace_exp(true, expected, actual)
-    }
-
-    /// Like `trace`, but the expected value is determined by the
-    /// boolean argument (if true, then the first argument `a` is the
-    /// "expected" value).
-    pub fn trace_exp<T>(self, a_is_expected: bool, a: T, b: T) -> Trace<'a, 'tcx>
-    where
-        T: ToTrace<'tcx>,
-    {
-        let trace = ToTrace::to_trace(self.infcx.tcx, self.cause, a_is_expected, a, b);
-        Trace { at: self, trace, a_is_expected }
-    }
-}
-
-impl<'a, 'tcx> Trace<'a, 'tcx> {
-    /// Makes `a <: b` where `a` may or may not be expected (if
-    /// `a_is_expected` is true, then `a` is expected).
-    #[instrument(skip(self), level = "debug")]
-    pub fn sub<T>(self, a: T, b: T) -> InferResult<'tcx, ()>
-    where
-        T: Relate<'tcx>,
-    {
-        let Trace { at, trace, a_is_expected } = self;
-        at.infcx.commit_if_ok(|_| {
-            let mut fields = at.infcx.combine_fields(trace, at.param_env, at.define_opaque_types);
-            fields
-                .sub(a_is_expected)
-                .relate(a, b)
-                .map(move |_| InferOk { value: (), obligations: fields.obligations })
-        })
-    }
-
-    /// Makes `a == b`; the expectation is set by the call to
-    /// `trace()`.
-    #[instrument(skip(self), level = "debug")]
-    pub fn eq<T>(self, a: T, b: T) -> InferResult<'tcx, ()>
-    where
-        T: Relate<'tcx>,
-    {
-        let Trace { at, trace, a_is_expected } = self;
-        at.infcx.commit_if_ok(|_| {
-            let mut fields = at.infcx.combine_fields(trace, at.param_env, at.define_opaque_types);
-            fields
-                .equate(a_is_expected)
-                .relate(a, b)
-                .map(move |_| InferOk { value: (), obligations: fields.obligations })
-        })
-    }
-
-    #[instrument(skip(self), level = "debug")]
-    pub fn lub<T>(self, a: T, b: T) -> InferResult<'tcx, T>
-    where
-        T: Relate<'tcx>,
-    {
-        let Trace { at, trace, a_is_expected } = self;
-        at.infcx.commit_if_ok(|_| {
-            let mut fields = at.infcx.combine_fields(trace, at.param_env, at.define_opaque_types);
-            fields
-                .lub(a_is_expected)
-                .relate(a, b)
-                .map(move |t| InferOk { value: t, obligations: fields.obligations })
-        })
-    }
-
-    #[instrument(skip(self), level = "debug")]
-    pub fn glb<T>(self, a: T, b: T) -> InferResult<'tcx, T>
-    where
-        T: Relate<'tcx>,
-    {
-        let Trace { at, trace, a_is_expected } = self;
-        at.infcx.commit_if_ok(|_| {
-            let mut fields = at.infcx.combine_fields(trace, at.param_env, at.define_opaque_types);
-            fields
-                .glb(a_is_expected)
-                .relate(a, b)
-                .map(move |t| InferOk { value: t, obligations: fields.obligations })
-        })
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ImplSubject<'tcx> {
-    fn to_trace(
-        tcx: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        match (a, b) {
-            (ImplSubject::Trait(trait_ref_a), ImplSubject::Trait(trait_ref_b)) => {
-                ToTrace::to_trace(tcx, cause, a_is_expected, trait_ref_a, trait_ref_b)
-            }
-            (ImplSubject::Inherent(ty_a), ImplSubject::Inherent(ty_b)) => {
-                ToTrace::to_trace(tcx, cause, a_is_expected, ty_a, ty_b)
-            }
-            (ImplSubject::Trait(_), ImplSubject::Inherent(_))
-            | (ImplSubject::Inherent(_), ImplSubject::Trait(_)) => {
-                bug!("can not trace TraitRef and Ty");
-            }
-        }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for Ty<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace {
-            cause: cause.clone(),
-            values: Terms(ExpectedFound::new(a_is_expected, a.into(), b.into())),
-        }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ty::Region<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace { cause: cause.clone(), values: Regions(ExpectedFound::new(a_is_expected, a, b)) }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for Const<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace {
-            cause: cause.clone(),
-            values: Terms(ExpectedFound::new(a_is_expected, a.into(), b.into())),
-        }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ty::Term<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace { cause: cause.clone(), values: Terms(ExpectedFound::new(a_is_expected, a, b)) }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ty::TraitRef<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace {
-            cause: cause.clone(),
-            values: TraitRefs(ExpectedFound::new(a_is_expected, a, b)),
-        }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ty::PolyTraitRef<'tcx> {
-    fn to_trace(
-        _: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        TypeTrace {
-            cause: cause.clone(),
-            values: PolyTraitRefs(ExpectedFound::new(a_is_expected, a, b)),
-        }
-    }
-}
-
-impl<'tcx> ToTrace<'tcx> for ty::ProjectionTy<'tcx> {
-    fn to_trace(
-        tcx: TyCtxt<'tcx>,
-        cause: &ObligationCause<'tcx>,
-        a_is_expected: bool,
-        a: Self,
-        b: Self,
-    ) -> TypeTrace<'tcx> {
-        let a_ty = tcx.mk_projection(a.item_def_id, a.substs);
-        let b_ty = tcx.mk_projection(b.item_def_id, b.substs);
-        TypeTrace {
-            cause: cause.clone(),
-            values: Terms(ExpectedFound::new(a_is_expected, a_ty.into(), b_ty.into())),
-        }
-    }
-}
-
-use crate::infer::outlives::env::RegionBoundPairs;
-use crate::infer::region_constraints::VerifyIfEq;
-use crate::infer::{GenericKind, VerifyBound};
-use rustc_data_structures::captures::Captures;
-use rustc_data_structures::sso::SsoHashSet;
-use rustc_hir::def_id::DefId;
-use rustc_middle::ty::subst::{GenericArg, GenericArgKind, Subst};
-use rustc_middle::ty::{self, EarlyBinder, Ty, TyCtxt};
-
-/// The `TypeOutlives` struct has the job of "lowering" a `T: 'a`
-/// obligation into a series of `'a: 'b` constraints and "verifys", as
-/// described on the module comment. The final constraints are emitted
-/// via a "delegate" of type `D` -- this is usually the `infcx`, which
-/// accrues them into the `region_obligations` code, but for NLL we
-/// use something else.
-pub struct VerifyBoundCx<'cx, 'tcx> {
-    tcx: TyCtxt<'tcx>,
-    region_bound_pairs: &'cx RegionBoundPairs<'tcx>,
-    implicit_region_bound: Option<ty::Region<'tcx>>,
-    param_env: ty::ParamEnv<'tcx>,
-}
-
-impl<'cx, 'tcx> VerifyBoundCx<'cx, 'tcx> {
-    pub fn new(
-        tcx: TyCtxt<'tcx>,
-        region_bound_pairs: &'cx RegionBoundPairs<'tcx>,
-        implicit_region_bound: Option<ty::Region<'tcx>>,
-        param_env: ty::ParamEnv<'tcx>,
-    ) -> Self {
-        Self { tcx, region_bound_pairs, implicit_region_bound, param_env }
-    }
-
-    /// Returns a "verify bound" that encodes what we know about
-    /// `generic` and the regions it outlives.
-    pub fn generic_bound(&self, generic: GenericKind<'tcx>) -> VerifyBound<'tcx> {
-        let mut visited = SsoHashSet::new();
-        match generic {
-            GenericKind::Param(param_ty) => self.param_bound(param_ty),
-            GenericKind::Projection(projection_ty) => {
-                self.projection_bound(projection_ty, &mut visited)
-            }
-        }
-    }
-
-    fn type_bound(
-        &self,
-        ty: Ty<'tcx>,
-        visited: &mut SsoHashSet<GenericArg<'tcx>>,
-    ) -> VerifyBound<'tcx> {
-        match *ty.kind() {
-            ty::Param(p) => self.param_bound(p),
-            ty::Projection(data) => self.projection_bound(data, visited),
-            ty::FnDef(_, substs) => {
-                // HACK(eddyb) ignore lifetimes found shallowly in `substs`.
-                // This is inconsistent with `ty::Adt` (including all substs),
-                // but consistent with previous (accidental) behavior.
-                // See https://github.com/rust-lang/rust/issues/70917
-                // for further background and discussion.
-                let mut bounds = substs
-                    .iter()
-                    .filter_map(|child| match child.unpack() {
-                        GenericArgKind::Type(ty) => Some(self.type_bound(ty, visited)),
-                        GenericArgKind::Lifetime(_) => None,
-                        GenericArgKind::Const(_) => Some(self.recursive_bound(child, visited)),
-                    })
-                    .filter(|bound| {
-                        // Remove bounds that must hold, since they are not interesting.
-                        !bound.must_hold()
-                    });
-
-                match (bounds.next(), bounds.next()) {
-                    (Some(first), None) => first,
-                    (first, second) => VerifyBound::AllBounds(
-                        first.into_iter().chain(second).chain(bounds).collect(),
-                    ),
-                }
-            }
-            _ => self.recursive_bound(ty.into(), visited),
-        }
-    }
-
-    fn param_bound(&self, param_ty: ty::ParamTy) -> VerifyBound<'tcx> {
-        debug!("param_bound(param_ty={:?})", param_ty);
-
-        // Start with anything like `T: 'a` we can scrape from the
-        // environment. If the environment contains something like
-        // `for<'a> T: 'a`, then we know that `T` outlives everything.
-        let declared_bounds_from_env = self.declared_generic_bounds_from_env(param_ty);
-        let mut param_bounds = vec![];
-        for declared_bound in declared_bounds_from_env {
-            let bound_region = declared_bound.map_bound(|outlives| outlives.1);
-            if let Some(region) = bound_region.no_bound_vars() {
-                // This is `T: 'a` for some free region `'a`.
-                param_bounds.push(VerifyBound::OutlivedBy(region));
-            } else {
-                // This is `for<'a> T: 'a`. This means that `T` outlives everything! All done here.
-                return VerifyBound::AllBounds(vec![]);
-            }
-        }
-
-        // Add in the default bound of fn body that applies to all in
-        // scope type parameters:
-        if let Some(r) = self.implicit_region_bound {
-            param_bounds.push(VerifyBound::OutlivedBy(r));
-        }
-
-        if param_bounds.is_empty() {
-            // We know that all types `T` outlive `'empty`, so if we
-            // can find no other bound, then check that the region
-            // being tested is `'empty`.
-            VerifyBound::IsEmpty
-        } else if param_bounds.len() == 1 {
-            // Micro-opt: no need to store the vector if it's just len 1
-            param_bounds.pop().unwrap()
-        } else {
-            // If we can find any other bound `R` such that `T: R`, then
-            // we don't need to check for `'empty`, because `R: 'empty`.
-            VerifyBound::AnyBound(param_bounds)
-        }
-    }
-
-    /// Given a projection like `T::Item`, searches the environment
-    /// for where-clauses like `T::Item: 'a`. Returns the set of
-    /// regions `'a` that it finds.
-    ///
-    /// This is an "approximate" check -- it may not find all
-    /// applicable bounds, and not all the bounds it returns can be
-    /// relied upon. In particular, this check ignores region
-    /// identity. So, for example, if we have `<T as
-    /// Trait<'0>>::Item` where `'0` is a region variable, and the
-    /// user has `<T as Trait<'a>>::Item: 'b` in the environment, then
-    /// the clause from the environment only applies if `'0 = 'a`,
-    /// which we don't know yet. But we would still include `'b` in
-    /// this list.
-    pub fn projection_approx_declared_bounds_from_env(
-        &self,
-        projection_ty: ty::ProjectionTy<'tcx>,
-    ) -> Vec<ty::Binder<'tcx, ty::OutlivesPredicate<Ty<'tcx>, ty::Region<'tcx>>>> {
-        let projection_ty = GenericKind::Projection(projection_ty).to_ty(self.tcx);
-        let erased_projection_ty = self.tcx.erase_regions(projection_ty);
-        self.declared_generic_bounds_from_env_for_erased_ty(erased_projection_ty)
-    }
-
-    /// Searches the where-clauses in scope for regions that
-    /// `projection_ty` is known to outlive. Currently requires an
-    /// exact match.
-    pub fn projection_declared_bounds_from_trait(
-        &self,
-        projection_ty: ty::ProjectionTy<'tcx>,
-    ) -> impl Iterator<Item = ty::Region<'tcx>> + 'cx + Captures<'tcx> {
-        self.declared_projection_bounds_from_trait(projection_ty)
-    }
-
-    pub fn projection_bound(
-        &self,
-        projection_ty: ty::ProjectionTy<'tcx>,
-        visited: &mut SsoHashSet<GenericArg<'tcx>>,
-    ) -> VerifyBound<'tcx> {
-        debug!("projection_bound(projection_ty={:?})", projection_ty);
-
-        let projection_ty_as_ty =
-            self.tcx.mk_projection(projection_ty.item_def_id, projection_ty.substs);
-
-        // Search the env for where clauses like `P: 'a`.
-        let env_bounds = self
-            .projection_approx_declared_bounds_from_env(projection_ty)
-            .into_iter()
-            .map(|binder| {
-                if let Some(ty::OutlivesPredicate(ty, r)) = binder.no_bound_vars() && ty == projection_ty_as_ty {
-                    // Micro-optimize if this is an exact match (this
-                    // occurs often when there are no region variables
-                    // involved).
-                    VerifyBound::OutlivedBy(r)
-                } else {
-                    let verify_if_eq_b = binder.map_bound(|ty::OutlivesPredicate(ty, bound)| VerifyIfEq { ty, bound });
-                    VerifyBound::IfEq(verify_if_eq_b)
-                }
-            });
-
-        // Extend with bounds that we can find from the trait.
-        let trait_bounds = self
-            .projection_declared_bounds_from_trait(projection_ty)
-            .map(|r| VerifyBound::OutlivedBy(r));
-
-        // see the extensive comment in projection_must_outlive
-        let ty = self.tcx.mk_projection(projection_ty.item_def_id, projection_ty.substs);
-        let recursive_bound = self.recursive_bound(ty.into(), visited);
-
-        VerifyBound::AnyBound(env_bounds.chain(trait_bounds).collect()).or(recursive_bound)
-    }
-
-    fn recursive_bound(
-        &self,
-        parent: GenericArg<'tcx>,
-        visited: &mut SsoHashSet<GenericArg<'tcx>>,
-    ) -> VerifyBound<'tcx> {
-        let mut bounds = parent
-            .walk_shallow(visited)
-            .filter_map(|child| match child.unpack() {
-                GenericArgKind::Type(ty) => Some(self.type_bound(ty, visited)),
-                GenericArgKind::Lifetime(lt) => {
-                    // Ignore late-bound regions.
-                    if !lt.is_late_bound() { Some(VerifyBound::OutlivedBy(lt)) } else { None }
-                }
-                GenericArgKind::Const(_) => Some(self.recursive_bound(child, visited)),
-            })
-            .filter(|bound| {
-                // Remove bounds that must hold, since they are not interesting.
-                !bound.must_hold()
-            });
-
-        match (bounds.next(), bounds.next()) {
-            (Some(first), None) => first,
-            (first, second) => {
-                VerifyBound::AllBounds(first.into_iter().chain(second).chain(bounds).collect())
-            }
-        }
-    }
-
-    /// Searches the environment for where-clauses like `G: 'a` where
-    /// `G` is either some type parameter `T` or a projection like
-    /// `T::Item`. Returns a vector of the `'a` bounds it can find.
-    ///
-    /// This is a conservative check -- it may not find all applicable
-    /// bounds, but all the bounds it returns can be relied upon.
-    fn declared_generic_bounds_from_env(
-        &self,
-        param_ty: ty::ParamTy,
-    ) -> Vec<ty::Binder<'tcx, ty::OutlivesPredicate<Ty<'tcx>, ty::Region<'tcx>>>> {
-        let generic_ty = param_ty.to_ty(self.tcx);
-        self.declared_generic_bounds_from_env_for_erased_ty(generic_ty)
-    }
-
-    /// Searches the environment to find all bounds that apply to `erased_ty`.
-    /// Obviously these must be approximate -- they are in fact both *over* and
-    /// and *under* approximated:
-    ///
-    /// * Over-approximated because we erase regions, so
-    /// * Under-approximated because we look for syntactic equality and so for complex types
-    ///   like `<T as Foo<fn(&u32, &u32)>>::Item` or whatever we may fail to figure out
-    ///   all the subtleties.
-    ///
-    /// In some cases, such as when `erased_ty` represents a `ty::Param`, however,
-    /// the result is precise.
-    fn declared_generic_bounds_from_env_for_erased_ty(
-        &self,
-        erased_ty: Ty<'tcx>,
-    ) -> Vec<ty::Binder<'tcx, ty::OutlivesPredicate<Ty<'tcx>, ty::Region<'tcx>>>> {
-        let tcx = self.tcx;
-
-        // To start, collect bounds from user environment. Note that
-        // parameter environments are already elaborated, so we don't
-        // have to worry about that.
-        let c_b = self.param_env.caller_bounds();
-        let param_bounds = self.collect_outlives_from_predicate_list(erased_ty, c_b.into_iter());
-
-        // Next, collect regions we scraped from the well-formedness
-        // constraints in the fn signature. To do that, we walk the list
-        // of known relations from the fn ctxt.
-        //
-        // This is crucial because otherwise code like this fails:
-        //
-        //     fn foo<'a, A>(x: &'a A) { x.bar() }
-        //
-        // The problem is that the type of `x` is `&'a A`. To be
-        // well-formed, then, A must be lower-generic by `'a`, but we
-        // don't know that this holds from first principles.
-        let from_region_bound_pairs = self.region_bound_pairs.iter().filter_map(|&(r, p)| {
-            debug!(
-                "declared_generic_bounds_from_env_for_erased_ty: region_bound_pair = {:?}",
-                (r, p)
-            );
-            let p_ty = p.to_ty(tcx);
-            let erased_p_ty = self.tcx.erase_regions(p_ty);
-            (erased_p_ty == erased_ty)
-                .then_some(ty::Binder::dummy(ty::OutlivesPredicate(p.to_ty(tcx), r)))
-        });
-
-        param_bounds
-            .chain(from_region_bound_pairs)
-            .inspect(|bound| {
-                debug!(
-                    "declared_generic_bounds_from_env_for_erased_ty: result predicate = {:?}",
-                    bound
-                )
-            })
-            .collect()
-    }
-
-    /// Given a projection like `<T as Foo<'x>>::Bar`, returns any bounds
-    /// declared in the trait definition. For example, if the trait were
-    ///
-    /// ```rust
-    /// trait Foo<'a> {
-    ///     type Bar: 'a;
-    /// }
-    /// ```
-    ///
-    /// then this function would return `'x`. This is subject to the
-    /// limitations around higher-ranked bounds described in
-    /// `region_bounds_declared_on_associated_item`.
-    fn declared_projection_bounds_from_trait(
-        &self,
-        projection_ty: ty::ProjectionTy<'tcx>,
-    ) -> impl Iterator<Item = ty::Region<'tcx>> + 'cx + Captures<'tcx> {
-        debug!("projection_bounds(projection_ty={:?})", projection_ty);
-        let tcx = self.tcx;
-        self.region_bounds_declared_on_associated_item(projection_ty.item_def_id)
-            .map(move |r| EarlyBinder(r).subst(tcx, projection_ty.substs))
-    }
-
-    /// Given the `DefId` of an associated item, returns any region
-    /// bounds attached to that associated item from the trait definition.
-    ///
-    /// For example:
-    ///
-    /// ```rust
-    /// trait Foo<'a> {
-    ///     type Bar: 'a;
-    /// }
-    /// ```
-    ///
-    /// If we were given the `DefId` of `Foo::Bar`, we would return
-    /// `'a`. You could then apply the substitutions from the
-    /// projection to convert this into your namespace. This also
-    /// works if the user writes `where <Self as Foo<'a>>::Bar: 'a` on
-    /// the trait. In fact, it works by searching for just such a
-    /// where-clause.
-    ///
-    /// It will not, however, work for higher-ranked bounds like:
-    ///
-    /// ```compile_fail,E0311
-    /// trait Foo<'a, 'b>
-    /// where for<'x> <Self as Foo<'x, 'b>>::Bar: 'x
-    /// {
-    ///     type Bar;
-    /// }
-    /// ```
-    ///
-    /// This is for simplicity, and because we are not really smart
-    /// enough to cope with such bounds anywhere.
-    fn region_bounds_declared_on_associated_item(
-        &self,
-        assoc_item_def_id: DefId,
-    ) -> impl Iterator<Item = ty::Region<'tcx>> {
-        let tcx = self.tcx;
-        let bounds = tcx.item_bounds(assoc_item_def_id);
-        bounds
-            .into_iter()
-            .filter_map(|p| p.to_opt_type_outlives())
-            .filter_map(|p| p.no_bound_vars())
-            .map(|b| b.1)
-    }
-
-    /// Searches through a predicate list for a predicate `T: 'a`.
-    ///
-    /// Careful: does not elaborate predicates, and just uses `==`
-    /// when comparing `ty` for equality, so `ty` must be something
-    /// that does not involve inference variables and where you
-    /// otherwise want a precise match.
-    fn collect_outlives_from_predicate_list(
-        &self,
-        erased_ty: Ty<'tcx>,
-        predicates: impl Iterator<Item = ty::Predicate<'tcx>>,
-    ) -> impl Iterator<Item = ty::Binder<'tcx, ty::OutlivesPredicate<Ty<'tcx>, ty::Region<'tcx>>>>
-    {
-        let tcx = self.tcx;
-        let param_env = self.param_env;
-        predicates.filter_map(|p| p.to_opt_type_outlives()).filter(move |outlives_predicate| {
-            super::test_type_match::can_match_erased_ty(
-                tcx,
-                param_env,
-                *outlives_predicate,
-                erased_ty,
-            )
-        })
-    }
-}
-
-use annotate_snippets::{
-    display_list::DisplayList,
-    snippet::{Annotation, AnnotationType, Slice, Snippet, SourceAnnotation},
-};
-use fluent_bundle::{FluentBundle, FluentError, FluentResource};
-use fluent_syntax::{
-    ast::{Attribute, Entry, Identifier, Message},
-    parser::ParserError,
-};
-use proc_macro::{Diagnostic, Level, Span};
-use proc_macro2::TokenStream;
-use quote::quote;
-use std::{
-    collections::{HashMap, HashSet},
-    fs::File,
-    io::Read,
-    path::{Path, PathBuf},
-};
-use syn::{
-    parse::{Parse, ParseStream},
-    parse_macro_input,
-    punctuated::Punctuated,
-    token, Ident, LitStr, Result,
-};
-use unic_langid::langid;
-
-struct Resource {
-    ident: Ident,
-    #[allow(dead_code)]
-    fat_arrow_token: token::FatArrow,
-    resource: LitStr,
-}
-
-impl Parse for Resource {
-    fn parse(input: ParseStream<'_>) -> Result<Self> {
-        Ok(Resource {
-            ident: input.parse()?,
-            fat_arrow_token: input.parse()?,
-            resource: input.parse()?,
-        })
-    }
-}
-
-struct Resources(Punctuated<Resource, token::Comma>);
-
-impl Parse for Resources {
-    fn parse(input: ParseStream<'_>) -> Result<Self> {
-        let mut resources = Punctuated::new();
-        loop {
-            if input.is_empty() || input.peek(token::Brace) {
-                break;
-            }
-            let value = input.parse()?;
-            resources.push_value(value);
-            if !input.peek(token::Comma) {
-                break;
-            }
-            let punct = input.parse()?;
-            resources.push_punct(punct);
-        }
-        Ok(Resources(resources))
-    }
-}
-
-/// Helper function for returning an absolute path for macro-invocation relative file paths.
-///
-/// If the input is already absolute, then the input is returned. If the input is not absolute,
-/// then it is appended to the directory containing the source file with this macro invocation.
-fn invocation_relative_path_to_absolute(span: Span, path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
+    finish_sequence!(8);
+    // https://url.spec.whatwg.org/#concept-ipv6-serializer
+    // step 3: ignore lone zeroes
+    if longest_length < 2 {
+        (-1, -2)
     } else {
-        // `/a/b/c/foo/bar.rs` contains the current macro invocation
-        let mut source_file_path = span.source_file().path();
-        // `/a/b/c/foo/`
-        source_file_path.pop();
-        // `/a/b/c/foo/../locales/en-US/example.ftl`
-        source_file_path.push(path);
-        source_file_path
+        (longest, longest + longest_length)
     }
 }
 
-/// See [rustc_macros::fluent_messages].
-pub(crate) fn fluent_messages(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
-    let resources = parse_macro_input!(input as Resources);
+/// <https://url.spec.whatwg.org/#ends-in-a-number-checker>
+fn ends_in_a_number(input: &str) -> bool {
+    let mut parts = input.rsplit('.');
+    let last = parts.next().unwrap();
+    let last = if last.is_empty() {
+        if let Some(last) = parts.next() {
+            last
+        } else {
+            return false;
+        }
+    } else {
+        last
+    };
+    if !last.is_empty() && last.chars().all(|c| ('0'..='9').contains(&c)) {
+        return true;
+    }
 
-    // Cannot iterate over individual messages in a bundle, so do that using the
-    // `FluentResource` instead. Construct a bundle anyway to find out if there are conflicting
-    // messages in the resources.
-    let mut bundle = FluentBundle::new(vec![langid!("en-US")]);
+    parse_ipv4number(last).is_ok()
+}
 
-    // Map of Fluent identifiers to the `Span` of the resource that defined them, used for better
-    // diagnostics.
-    let mut previous_defns = HashMap::new();
+/// <https://url.spec.whatwg.org/#ipv4-number-parser>
+/// Ok(None) means the input is a valid number, but it overflows a `u32`.
+fn parse_ipv4number(mut input: &str) -> Result<Option<u32>, ()> {
+    if input.is_empty() {
+        return Err(());
+    }
 
-    let mut includes = TokenStream::new();
-    let mut generated = TokenStream::new();
-    for res in resources.0 {
-        let ident_span = res.ident.span().unwrap();
-        let path_span = res.resource.span().unwrap();
+    let mut r = 10;
+    if input.starts_with("0x") || input.starts_with("0X") {
+        input = &input[2..];
+        r = 16;
+    } else if input.len() >= 2 && input.starts_with('0') {
+        input = &input[1..];
+        r = 8;
+    }
 
-        // Set of Fluent attribute names already output, to avoid duplicate type errors - any given
-        // constant created for a given attribute is the same.
-        let mut previous_attrs = HashSet::new();
+    if input.is_empty() {
+        return Ok(Some(0));
+    }
 
-        let relative_ftl_path = res.resource.value();
-        let absolute_ftl_path =
-            invocation_relative_path_to_absolute(ident_span, &relative_ftl_path);
-        // As this macro also outputs an `include_str!` for this file, the macro will always be
-        // re-executed when the file changes.
-        let mut resource_file = match File::open(absolute_ftl_path) {
-            Ok(resource_file) => resource_file,
-            Err(e) => {
-                Diagnostic::spanned(path_span, Level::Error, "could not open Fluent resource")
-                    .note(e.to_string())
-                    .emit();
-                continue;
-            }
+    let valid_number = match r {
+        8 => input.chars().all(|c| ('0'..='7').contains(&c)),
+        10 => input.chars().all(|c| ('0'..='9').contains(&c)),
+        16 => input.chars().all(|c| {
+            ('0'..='9').contains(&c) || ('a'..='f').contains(&c) || ('A'..='F').contains(&c)
+        }),
+        _ => false,
+    };
+    if !valid_number {
+        return Err(());
+    }
+
+    match u32::from_str_radix(input, r) {
+        Ok(num) => Ok(Some(num)),
+        Err(_) => Ok(None), // The only possible error kind here is an integer overflow.
+                            // The validity of the chars in the input is checked above.
+    }
+}
+
+/// <https://url.spec.whatwg.org/#concept-ipv4-parser>
+fn parse_ipv4addr(input: &str) -> ParseResult<Ipv4Addr> {
+    let mut parts: Vec<&str> = input.split('.').collect();
+    if parts.last() == Some(&"") {
+        parts.pop();
+    }
+    if parts.len() > 4 {
+        return Err(ParseError::InvalidIpv4Address);
+    }
+    let mut numbers: Vec<u32> = Vec::new();
+    for part in parts {
+        match parse_ipv4number(part) {
+            Ok(Some(n)) => numbers.push(n),
+            Ok(None) => return Err(ParseError::InvalidIpv4Address), // u32 overflow
+            Err(()) => return Err(ParseError::InvalidIpv4Address),
         };
-        let mut resource_contents = String::new();
-        if let Err(e) = resource_file.read_to_string(&mut resource_contents) {
-            Diagnostic::spanned(path_span, Level::Error, "could not read Fluent resource")
-                .note(e.to_string())
-                .emit();
+    }
+    let mut ipv4 = numbers.pop().expect("a non-empty list of numbers");
+    // Equivalent to: ipv4 >= 256 ** (4 − numbers.len())
+    if ipv4 > u32::max_value() >> (8 * numbers.len() as u32) {
+        return Err(ParseError::InvalidIpv4Address);
+    }
+    if numbers.iter().any(|x| *x > 255) {
+        return Err(ParseError::InvalidIpv4Address);
+    }
+    for (counter, n) in numbers.iter().enumerate() {
+        ipv4 += n << (8 * (3 - counter as u32))
+    }
+    Ok(Ipv4Addr::from(ipv4))
+}
+
+/// <https://url.spec.whatwg.org/#concept-ipv6-parser>
+fn parse_ipv6addr(input: &str) -> ParseResult<Ipv6Addr> {
+    let input = input.as_bytes();
+    let len = input.len();
+    let mut is_ip_v4 = false;
+    let mut pieces = [0, 0, 0, 0, 0, 0, 0, 0];
+    let mut piece_pointer = 0;
+    let mut compress_pointer = None;
+    let mut i = 0;
+
+    if len < 2 {
+        return Err(ParseError::InvalidIpv6Address);
+    }
+
+    if input[0] == b':' {
+        if input[1] != b':' {
+            return Err(ParseError::InvalidIpv6Address);
+        }
+        i = 2;
+        piece_pointer = 1;
+        compress_pointer = Some(1);
+    }
+
+    while i < len {
+        if piece_pointer == 8 {
+            return Err(ParseError::InvalidIpv6Address);
+        }
+        if input[i] == b':' {
+            if compress_pointer.is_some() {
+                return Err(ParseError::InvalidIpv6Address);
+            }
+            i += 1;
+            piece_pointer += 1;
+            compress_pointer = Some(piece_pointer);
             continue;
         }
-        let resource = match FluentResource::try_new(resource_contents) {
-            Ok(resource) => resource,
-            Err((this, errs)) => {
-                Diagnostic::spanned(path_span, Level::Error, "could not parse Fluent resource")
-                    .help("see additional errors emitted")
-                    .emit();
-                for ParserError { pos, slice: _, kind } in errs {
-                    let mut err = kind.to_string();
-                    // Entirely unnecessary string modification so that the error message starts
-                    // with a lowercase as rustc errors do.
-                    err.replace_range(
-                        0..1,
-                        &err.chars().next().unwrap().to_lowercase().to_string(),
-                    );
-
-                    let line_starts: Vec<usize> = std::iter::once(0)
-                        .chain(
-                            this.source()
-                                .char_indices()
-                                .filter_map(|(i, c)| Some(i + 1).filter(|_| c == '\n')),
-                        )
-                        .collect();
-                    let line_start = line_starts
-                        .iter()
-                        .enumerate()
-                        .map(|(line, idx)| (line + 1, idx))
-                        .filter(|(_, idx)| **idx <= pos.start)
-                        .last()
-                        .unwrap()
-                        .0;
-
-                    let snippet = Snippet {
-                        title: Some(Annotation {
-                            label: Some(&err),
-                            id: None,
-                            annotation_type: AnnotationType::Error,
-                        }),
-                        footer: vec![],
-                        slices: vec![Slice {
-                            source: this.source(),
-                            line_start,
-                            origin: Some(&relative_ftl_path),
-                            fold: true,
-                            annotations: vec![SourceAnnotation {
-                                label: "",
-                                annotation_type: AnnotationType::Error,
-                                range: (pos.start, pos.end - 1),
-                            }],
-                        }],
-                        opt: Default::default(),
-                    };
-                    let dl = DisplayList::from(snippet);
-                    eprintln!("{}\n", dl);
+        let start = i;
+        let end = cmp::min(len, start + 4);
+        let mut value = 0u16;
+        while i < end {
+            match (input[i] as char).to_digit(16) {
+                Some(digit) => {
+                    value = value * 0x10 + digit as u16;
+                    i += 1;
                 }
-                continue;
+                None => break,
             }
-        };
+        }
+        if i < len {
+            match input[i] {
+                b'.' => {
+                    if i == start {
+                        return Err(ParseError::InvalidIpv6Address);
+                    }
+                    i = start;
+                    if piece_pointer > 6 {
+                        return Err(ParseError::InvalidIpv6Address);
+                    }
+                    is_ip_v4 = true;
+                }
+                b':' => {
+                    i += 1;
+                    if i == len {
+                        return Err(ParseError::InvalidIpv6Address);
+                    }
+                }
+                _ => return Err(ParseError::InvalidIpv6Address),
+            }
+        }
+        if is_ip_v4 {
+            break;
+        }
+        pieces[piece_pointer] = value;
+        piece_pointer += 1;
+    }
 
-        let mut constants = TokenStream::new();
-        for entry in resource.entries() {
-            let span = res.ident.span();
-            if let Entry::Message(Message { id: Identifier { name }, attributes, .. }) = entry {
-                let _ = previous_defns.entry(name.to_string()).or_insert(ident_span);
+    if is_ip_v4 {
+        if piece_pointer > 6 {
+            return Err(ParseError::InvalidIpv6Address);
+        }
+        let mut numbers_seen = 0;
+        while i < len {
+            if numbers_seen > 0 {
+                if numbers_seen < 4 && (i < len && input[i] == b'.') {
+                    i += 1
+                } else {
+                    return Err(ParseError::InvalidIpv6Address);
+                }
+            }
 
-                // `typeck-foo-bar` => `foo_bar`
-                let snake_name = Ident::new(
-                    &name.replace(&format!("{}-", res.ident), "").replace("-", "_"),
-                    span,
+            let mut ipv4_piece = None;
+            while i < len {
+                let digit = match input[i] {
+                    c @ b'0'..=b'9' => c - b'0',
+                    _ => break,
+                };
+                match ipv4_piece {
+                    None => ipv4_piece = Some(digit as u16),
+                    Some(0) => return Err(ParseError::InvalidIpv6Address), // No leading zero
+                    Some(ref mut v) => {
+                        *v = *v * 10 + digit as u16;
+                        if *v > 255 {
+                            return Err(ParseError::InvalidIpv6Address);
+                        }
+                    }
+                }
+                i += 1;
+            }
+
+            pieces[piece_pointer] = if let Some(v) = ipv4_piece {
+                pieces[piece_pointer] * 0x100 + v
+            } else {
+                return Err(ParseError::InvalidIpv6Address);
+            };
+            numbers_seen += 1;
+
+            if numbers_seen == 2 || numbers_seen == 4 {
+                piece_pointer += 1;
+            }
+        }
+
+        if numbers_seen != 4 {
+            return Err(ParseError::InvalidIpv6Address);
+        }
+    }
+
+    if i < len {
+        return Err(ParseError::InvalidIpv6Address);
+    }
+
+    match compress_pointer {
+        Some(compress_pointer) => {
+            let mut swaps = piece_pointer - compress_pointer;
+            piece_pointer = 7;
+            while swaps > 0 {
+                pieces.swap(piece_pointer, compress_pointer + swaps - 1);
+                swaps -= 1;
+                piece_pointer -= 1;
+            }
+        }
+        _ => {
+            if piece_pointer != 8 {
+                return Err(ParseError::InvalidIpv6Address);
+            }
+        }
+    }
+    Ok(Ipv6Addr::new(
+        pieces[0], pieces[1], pieces[2], pieces[3], pieces[4], pieces[5], pieces[6], pieces[7],
+    ))
+}
+
+// Copyright 2016 The rust-url developers.
+//
+// Licensed under the Apache License, Version 2.0 <LICENSE-APACHE or
+// http://www.apache.org/licenses/LICENSE-2.0> or the MIT license
+// <LICENSE-MIT or http://opensource.org/licenses/MIT>, at your
+// option. This file may not be copied, modified, or distributed
+// except according to those terms.
+
+use crate::host::Host;
+use crate::parser::default_port;
+use crate::Url;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn url_origin(url: &Url) -> Origin {
+    let scheme = url.scheme();
+    match scheme {
+        "blob" => {
+            let result = Url::parse(url.path());
+            match result {
+                Ok(ref url) => url_origin(url),
+                Err(_) => Origin::new_opaque(),
+            }
+        }
+        "ftp" | "http" | "https" | "ws" | "wss" => Origin::Tuple(
+            scheme.to_owned(),
+            url.host().unwrap().to_owned(),
+            url.port_or_known_default().unwrap(),
+        ),
+        // TODO: Figure out what to do if the scheme is a file
+        "file" => Origin::new_opaque(),
+        _ => Origin::new_opaque(),
+    }
+}
+
+/// The origin of an URL
+///
+/// Two URLs with the same origin are considered
+/// to originate from the same entity and can therefore trust
+/// each other.
+///
+/// The origin is determined based on the scheme as follows:
+///
+/// - If the scheme is "blob" the origin is the origin of the
+///   URL contained in the path component. If parsing fails,
+///   it is an opaque origin.
+/// - If the scheme is "ftp", "http", "https", "ws", or "wss",
+///   then the origin is a tuple of the scheme, host, and port.
+/// - If the scheme is anything else, the origin is opaque, meaning
+///   the URL does not have the same origin as any other URL.
+///
+/// For more information see <https://url.spec.whatwg.org/#origin>
+#[derive(PartialEq, Eq, Hash, Clone, Debug)]
+pub enum Origin {
+    /// A globally unique identifier
+    Opaque(OpaqueOrigin),
+
+    /// Consists of the URL's scheme, host and port
+    Tuple(String, Host<String>, u16),
+}
+
+impl Origin {
+    /// Creates a new opaque origin that is only equal to itself.
+    pub fn new_opaque() -> Origin {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        Origin::Opaque(OpaqueOrigin(COUNTER.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    /// Return whether this origin is a (scheme, host, port) tuple
+    /// (as opposed to an opaque origin).
+    pub fn is_tuple(&self) -> bool {
+        matches!(*self, Origin::Tuple(..))
+    }
+
+    /// <https://html.spec.whatwg.org/multipage/#ascii-serialisation-of-an-origin>
+    pub fn ascii_serialization(&self) -> String {
+        match *self {
+            Origin::Opaque(_) => "null".to_owned(),
+            Origin::Tuple(ref scheme, ref host, port) => {
+                if default_port(scheme) == Some(port) {
+                    format!("{}://{}", scheme, host)
+                } else {
+                    format!("{}://{}:{}", scheme, host, port)
+                }
+            }
+        }
+    }
+
+    /// <https://html.spec.whatwg.org/multipage/#unicode-serialisation-of-an-origin>
+    pub fn unicode_serialization(&self) -> String {
+        match *self {
+            Origin::Opaque(_) => "null".to_owned(),
+            Origin::Tuple(ref scheme, ref host, port) => {
+                let host = match *host {
+                    Host::Domain(ref domain) => {
+                        let (domain, _errors) = idna::domain_to_unicode(domain);
+                        Host::Domain(domain)
+                    }
+                    _ => host.clone(),
+                };
+                if default_port(scheme) == Some(port) {
+                    format!("{}://{}", scheme, host)
+                } else {
+                    format!("{}://{}:{}", scheme, host, port)
+                }
+            }
+        }
+    }
+}
+
+/// Opaque identifier for URLs that have file or other schemes
+#[derive(Eq, PartialEq, Hash, Clone, Debug)]
+pub struct OpaqueOrigin(usize);
+
+// Copyright 2016 The rust-url developers.
+//
+// Licensed under the Apache License, Version 2.0 <LICENSE-APACHE or
+// http://www.apache.org/licenses/LICENSE-2.0> or the MIT license
+// <LICENSE-MIT or http://opensource.org/licenses/MIT>, at your
+// option. This file may not be copied, modified, or distributed
+// except according to those terms.
+
+use crate::parser::{self, to_u32, SchemeType};
+use crate::Url;
+use std::str;
+
+/// Exposes methods to manipulate the path of an URL that is not cannot-be-base.
+///
+/// The path always starts with a `/` slash, and is made of slash-separated segments.
+/// There is always at least one segment (which may be the empty string).
+///
+/// Examples:
+///
+/// ```rust
+/// use url::Url;
+/// # use std::error::Error;
+///
+/// # fn run() -> Result<(), Box<dyn Error>> {
+/// let mut url = Url::parse("mailto:me@example.com")?;
+/// assert!(url.path_segments_mut().is_err());
+///
+/// let mut url = Url::parse("http://example.net/foo/index.html")?;
+/// url.path_segments_mut().map_err(|_| "cannot be base")?
+///     .pop().push("img").push("2/100%.png");
+/// assert_eq!(url.as_str(), "http://example.net/foo/img/2%2F100%25.png");
+/// # Ok(())
+/// # }
+/// # run().unwrap();
+/// ```
+#[derive(Debug)]
+pub struct PathSegmentsMut<'a> {
+    url: &'a mut Url,
+    after_first_slash: usize,
+    after_path: String,
+    old_after_path_position: u32,
+}
+
+// Not re-exported outside the crate
+pub fn new(url: &mut Url) -> PathSegmentsMut<'_> {
+    let after_path = url.take_after_path();
+    let old_after_path_position = to_u32(url.serialization.len()).unwrap();
+    // Special urls always have a non empty path
+    if SchemeType::from(url.scheme()).is_special() {
+        debug_assert!(url.byte_at(url.path_start) == b'/');
+    } else {
+        debug_assert!(
+            url.serialization.len() == url.path_start as usize
+                || url.byte_at(url.path_start) == b'/'
+        );
+    }
+    PathSegmentsMut {
+        after_first_slash: url.path_start as usize + "/".len(),
+        url,
+        old_after_path_position,
+        after_path,
+    }
+}
+
+impl<'a> Drop for PathSegmentsMut<'a> {
+    fn drop(&mut self) {
+        self.url
+            .restore_after_path(self.old_after_path_position, &self.after_path)
+    }
+}
+
+impl<'a> PathSegmentsMut<'a> {
+    /// Remove all segments in the path, leaving the minimal `url.path() == "/"`.
+    ///
+    /// Returns `&mut Self` so that method calls can be chained.
+    ///
+    /// Example:
+    ///
+    /// ```rust
+    /// use url::Url;
+    /// # use std::error::Error;
+    ///
+    /// # fn run() -> Result<(), Box<dyn Error>> {
+    /// let mut url = Url::parse("https://github.com/servo/rust-url/")?;
+    /// url.path_segments_mut().map_err(|_| "cannot be base")?
+    ///     .clear().push("logout");
+    /// assert_eq!(url.as_str(), "https://github.com/logout");
+    /// # Ok(())
+    /// # }
+    /// # run().unwrap();
+    /// ```
+    pub fn clear(&mut self) -> &mut Self {
+        self.url.serialization.truncate(self.after_first_slash);
+        self
+    }
+
+    /// Remove the last segment of this URL’s path if it is empty,
+    /// except if these was only one segment to begin with.
+    ///
+    /// In other words, remove one path trailing slash, if any,
+    /// unless it is also the initial slash (so this does nothing if `url.path() == "/")`.
+    ///
+    /// Returns `&mut Self` so that method calls can be chained.
+    ///
+    /// Example:
+    ///
+    /// ```rust
+    /// use url::Url;
+    /// # use std::error::Error;
+    ///
+    /// # fn run() -> Result<(), Box<dyn Error>> {
+    /// let mut url = Url::parse("https://github.com/servo/rust-url/")?;
+    /// url.path_segments_mut().map_err(|_| "cannot be base")?
+    ///     .push("pulls");
+    /// assert_eq!(url.as_str(), "https://github.com/servo/rust-url//pulls");
+    ///
+    /// let mut url = Url::parse("https://github.com/servo/rust-url/")?;
+    /// url.path_segments_mut().map_err(|_| "cannot be base")?
+    ///     .pop_if_empty().push("pulls");
+    /// assert_eq!(url.as_str(), "https://github.com/servo/rust-url/pulls");
+    /// # Ok(())
+    /// # }
+    /// # run().unwrap();
+    /// ```
+    pub fn pop_if_empty(&mut self) -> &mut Self {
+        if self.after_first_slash >= self.url.serialization.len() {
+            return self;
+        }
+        if self.url.serialization[self.after_first_slash..].ends_with('/') {
+            self.url.serialization.pop();
+        }
+        self
+    }
+
+    /// Remove the last segment of this URL’s path.
+    ///
+    /// If the path only has one segment, make it empty such that `url.path() == "/"`.
+    ///
+    /// Returns `&mut Self` so that method calls can be chained.
+    pub fn pop(&mut self) -> &mut Self {
+        if self.after_first_slash >= self.url.serialization.len() {
+            return self;
+        }
+        let last_slash = self.url.serialization[self.after_first_slash..]
+            .rfind('/')
+            .unwrap_or(0);
+        self.url
+            .serialization
+            .truncate(self.after_first_slash + last_slash);
+        self
+    }
+
+    /// Append the given segment at the end of this URL’s path.
+    ///
+    /// See the documentation for `.extend()`.
+    ///
+    /// Returns `&mut Self` so that method calls can be chained.
+    pub fn push(&mut self, segment: &str) -> &mut Self {
+        self.extend(Some(segment))
+    }
+
+    /// Append each segment from the given iterator at the end of this URL’s path.
+    ///
+    /// Each segment is percent-encoded like in `Url::parse` or `Url::join`,
+    /// except that `%` and `/` characters are also encoded (to `%25` and `%2F`).
+    /// This is unlike `Url::parse` where `%` is left as-is in case some of the input
+    /// is already percent-encoded, and `/` denotes a path segment separator.)
+    ///
+    /// Note that, in addition to slashes between new segments,
+    /// this always adds a slash between the existing path and the new segments
+    /// *except* if the existing path is `"/"`.
+    /// If the previous last segment was empty (if the path had a trailing slash)
+    /// the path after `.extend()` will contain two consecutive slashes.
+    /// If that is undesired, call `.pop_if_empty()` first.
+    ///
+    /// To obtain a behavior similar to `Url::join`, call `.pop()` unconditionally first.
+    ///
+    /// Returns `&mut Self` so that method calls can be chained.
+    ///
+    /// Example:
+    ///
+    /// ```rust
+    /// use url::Url;
+    /// # use std::error::Error;
+    ///
+    /// # fn run() -> Result<(), Box<dyn Error>> {
+    /// let mut url = Url::parse("https://github.com/")?;
+    /// let org = "servo";
+    /// let repo = "rust-url";
+    /// let issue_number = "188";
+    /// url.path_segments_mut().map_err(|_| "cannot be base")?
+    ///     .extend(&[org, repo, "issues", issue_number]);
+    /// assert_eq!(url.as_str(), "https://github.com/servo/rust-url/issues/188");
+    /// # Ok(())
+    /// # }
+    /// # run().unwrap();
+    /// ```
+    ///
+    /// In order to make sure that parsing the serialization of an URL gives the same URL,
+    /// a segment is ignored if it is `"."` or `".."`:
+    ///
+    /// ```rust
+    /// use url::Url;
+    /// # use std::error::Error;
+    ///
+    /// # fn run() -> Result<(), Box<dyn Error>> {
+    /// let mut url = Url::parse("https://github.com/servo")?;
+    /// url.path_segments_mut().map_err(|_| "cannot be base")?
+    ///     .extend(&["..", "rust-url", ".", "pulls"]);
+    /// assert_eq!(url.as_str(), "https://github.com/servo/rust-url/pulls");
+    /// # Ok(())
+    /// # }
+    /// # run().unwrap();
+    /// ```
+    pub fn extend<I>(&mut self, segments: I) -> &mut Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let scheme_type = SchemeType::from(self.url.scheme());
+        let path_start = self.url.path_start as usize;
+        self.url.mutate(|parser| {
+            parser.context = parser::Context::PathSegmentSetter;
+            for segment in segments {
+                let segment = segment.as_ref();
+                if matches!(segment, "." | "..") {
+                    continue;
+                }
+                if parser.serialization.len() > path_start + 1
+                    // Non special url's path might still be empty
+                    || parser.serialization.len() == path_start
+                {
+                    parser.serialization.push('/');
+                }
+                let mut has_host = true; // FIXME account for this?
+                parser.parse_path(
+                    scheme_type,
+                    &mut has_host,
+                    path_start,
+                    parser::Input::new(segment),
                 );
-                constants.extend(quote! {
-                    pub const #snake_name: crate::DiagnosticMessage =
-                        crate::DiagnosticMessage::FluentIdentifier(
-                            std::borrow::Cow::Borrowed(#name),
-                            None
-                        );
-                });
-
-                for Attribute { id: Identifier { name: attr_name }, .. } in attributes {
-                    let snake_name = Ident::new(&attr_name.replace("-", "_"), span);
-                    if !previous_attrs.insert(snake_name.clone()) {
-                        continue;
-                    }
-
-                    constants.extend(quote! {
-                        pub const #snake_name: crate::SubdiagnosticMessage =
-                            crate::SubdiagnosticMessage::FluentAttr(
-                                std::borrow::Cow::Borrowed(#attr_name)
-                            );
-                    });
-                }
-            }
-        }
-
-        if let Err(errs) = bundle.add_resource(resource) {
-            for e in errs {
-                match e {
-                    FluentError::Overriding { kind, id } => {
-                        Diagnostic::spanned(
-                            ident_span,
-                            Level::Error,
-                            format!("overrides existing {}: `{}`", kind, id),
-                        )
-                        .span_help(previous_defns[&id], "previously defined in this resource")
-                        .emit();
-                    }
-                    FluentError::ResolverError(_) | FluentError::ParserError(_) => unreachable!(),
-                }
-            }
-        }
-
-        includes.extend(quote! { include_str!(#relative_ftl_path), });
-
-        let ident = res.ident;
-        generated.extend(quote! {
-            pub mod #ident {
-                #constants
             }
         });
-    }
-
-    quote! {
-        #[allow(non_upper_case_globals)]
-        #[doc(hidden)]
-        pub mod fluent_generated {
-            pub static DEFAULT_LOCALE_RESOURCES: &'static [&'static str] = &[
-                #includes
-            ];
-
-            #generated
-        }
-    }
-    .into()
-}
-
-use super::*;
-
-// This test is mainly here for interactive development. Use this test while
-// you're working on the proc-macro defined in this file.
-#[test]
-fn test_symbols() {
-    // We textually include the symbol.rs file, which contains the list of all
-    // symbols, keywords, and common words. Then we search for the
-    // `symbols! { ... }` call.
-
-    static SYMBOL_RS_FILE: &str = include_str!("../../../rustc_span/src/symbol.rs");
-
-    let file = syn::parse_file(SYMBOL_RS_FILE).unwrap();
-    let symbols_path: syn::Path = syn::parse_quote!(symbols);
-
-    let m: &syn::ItemMacro = file
-        .items
-        .iter()
-        .filter_map(|i| {
-            if let syn::Item::Macro(m) = i {
-                if m.mac.path == symbols_path { Some(m) } else { None }
-            } else {
-                None
-            }
-        })
-        .next()
-        .expect("did not find `symbols!` macro invocation.");
-
-    let body_tokens = m.mac.tokens.clone();
-
-    test_symbols_macro(body_tokens, &[]);
-}
-
-fn test_symbols_macro(input: TokenStream, expected_errors: &[&str]) {
-    let (output, found_errors) = symbols_with_errors(input);
-
-    // It should always parse.
-    let _parsed_file = syn::parse2::<syn::File>(output).unwrap();
-
-    assert_eq!(
-        found_errors.len(),
-        expected_errors.len(),
-        "Macro generated a different number of errors than expected"
-    );
-
-    for (found_error, &expected_error) in found_errors.iter().zip(expected_errors) {
-        let found_error_str = format!("{}", found_error);
-        assert_eq!(found_error_str, expected_error);
-    }
-}
-
-#[test]
-fn check_dup_keywords() {
-    let input = quote! {
-        Keywords {
-            Crate: "crate",
-            Crate: "crate",
-        }
-        Symbols {}
-    };
-    test_symbols_macro(input, &["Symbol `crate` is duplicated", "location of previous definition"]);
-}
-
-#[test]
-fn check_dup_symbol() {
-    let input = quote! {
-        Keywords {}
-        Symbols {
-            splat,
-            splat,
-        }
-    };
-    test_symbols_macro(input, &["Symbol `splat` is duplicated", "location of previous definition"]);
-}
-
-#[test]
-fn check_dup_symbol_and_keyword() {
-    let input = quote! {
-        Keywords {
-            Splat: "splat",
-        }
-        Symbols {
-            splat,
-        }
-    };
-    test_symbols_macro(input, &["Symbol `splat` is duplicated", "location of previous definition"]);
-}
-
-#[test]
-fn check_symbol_order() {
-    let input = quote! {
-        Keywords {}
-        Symbols {
-            zebra,
-            aardvark,
-        }
-    };
-    test_symbols_macro(
-        input,
-        &["Symbol `aardvark` must precede `zebra`", "location of previous symbol `zebra`"],
-    );
-}
-
-//! **Canonicalization** is the key to constructing a query in the
-//! middle of type inference. Ordinarily, it is not possible to store
-//! types from type inference in query keys, because they contain
-//! references to inference variables whose lifetimes are too short
-//! and so forth. Canonicalizing a value T1 using `canonicalize_query`
-//! produces two things:
-//!
-//! - a value T2 where each unbound inference variable has been
-//!   replaced with a **canonical variable**;
-//! - a map M (of type `CanonicalVarValues`) from those canonical
-//!   variables back to the original.
-//!
-//! We can then do queries using T2. These will give back constraints
-//! on the canonical variables which can be translated, using the map
-//! M, into constraints in our source context. This process of
-//! translating the results back is done by the
-//! `instantiate_query_result` method.
-//!
-//! For a more detailed look at what is happening here, check
-//! out the [chapter in the rustc dev guide][c].
-//!
-//! [c]: https://rust-lang.github.io/chalk/book/canonical_queries/canonicalization.html
-
-use crate::infer::MemberConstraint;
-use crate::ty::subst::GenericArg;
-use crate::ty::{self, BoundVar, List, Region, Ty, TyCtxt};
-use rustc_index::vec::IndexVec;
-use rustc_macros::HashStable;
-use smallvec::SmallVec;
-use std::iter;
-use std::ops::Index;
-
-/// A "canonicalized" type `V` is one where all free inference
-/// variables have been rewritten to "canonical vars". These are
-/// numbered starting from 0 in order of first appearance.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, TyDecodable, TyEncodable)]
-#[derive(HashStable, TypeFoldable, Lift)]
-pub struct Canonical<'tcx, V> {
-    pub max_universe: ty::UniverseIndex,
-    pub variables: CanonicalVarInfos<'tcx>,
-    pub value: V,
-}
-
-pub type CanonicalVarInfos<'tcx> = &'tcx List<CanonicalVarInfo<'tcx>>;
-
-/// A set of values corresponding to the canonical variables from some
-/// `Canonical`. You can give these values to
-/// `canonical_value.substitute` to substitute them into the canonical
-/// value at the right places.
-///
-/// When you canonicalize a value `V`, you get back one of these
-/// vectors with the original values that were replaced by canonical
-/// variables. You will need to supply it later to instantiate the
-/// canonicalized query response.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, TyDecodable, TyEncodable)]
-#[derive(HashStable, TypeFoldable, Lift)]
-pub struct CanonicalVarValues<'tcx> {
-    pub var_values: IndexVec<BoundVar, GenericArg<'tcx>>,
-}
-
-/// When we canonicalize a value to form a query, we wind up replacing
-/// various parts of it with canonical variables. This struct stores
-/// those replaced bits to remember for when we process the query
-/// result.
-#[derive(Clone, Debug)]
-pub struct OriginalQueryValues<'tcx> {
-    /// Map from the universes that appear in the query to the universes in the
-    /// caller context. For all queries except `evaluate_goal` (used by Chalk),
-    /// we only ever put ROOT values into the query, so this map is very
-    /// simple.
-    pub universe_map: SmallVec<[ty::UniverseIndex; 4]>,
-
-    /// This is equivalent to `CanonicalVarValues`, but using a
-    /// `SmallVec` yields a significant performance win.
-    pub var_values: SmallVec<[GenericArg<'tcx>; 8]>,
-}
-
-impl<'tcx> Default for OriginalQueryValues<'tcx> {
-    fn default() -> Self {
-        let mut universe_map = SmallVec::default();
-        universe_map.push(ty::UniverseIndex::ROOT);
-
-        Self { universe_map, var_values: SmallVec::default() }
-    }
-}
-
-/// Information about a canonical variable that is included with the
-/// canonical value. This is sufficient information for code to create
-/// a copy of the canonical value in some other inference context,
-/// with fresh inference variables replacing the canonical values.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, TyDecodable, TyEncodable, HashStable)]
-pub struct CanonicalVarInfo<'tcx> {
-    pub kind: CanonicalVarKind<'tcx>,
-}
-
-impl<'tcx> CanonicalVarInfo<'tcx> {
-    pub fn universe(&self) -> ty::UniverseIndex {
-        self.kind.universe()
-    }
-
-    pub fn is_existential(&self) -> bool {
-        match self.kind {
-            CanonicalVarKind::Ty(_) => true,
-            CanonicalVarKind::PlaceholderTy(_) => false,
-            CanonicalVarKind::Region(_) => true,
-            CanonicalVarKind::PlaceholderRegion(..) => false,
-            CanonicalVarKind::Const(..) => true,
-            CanonicalVarKind::PlaceholderConst(_) => false,
-        }
-    }
-}
-
-/// Describes the "kind" of the canonical variable. This is a "kind"
-/// in the type-theory sense of the term -- i.e., a "meta" type system
-/// that analyzes type-like values.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, TyDecodable, TyEncodable, HashStable)]
-pub enum CanonicalVarKind<'tcx> {
-    /// Some kind of type inference variable.
-    Ty(CanonicalTyVarKind),
-
-    /// A "placeholder" that represents "any type".
-    PlaceholderTy(ty::PlaceholderType),
-
-    /// Region variable `'?R`.
-    Region(ty::UniverseIndex),
-
-    /// A "placeholder" that represents "any region". Created when you
-    /// are solving a goal like `for<'a> T: Foo<'a>` to represent the
-    /// bound region `'a`.
-    PlaceholderRegion(ty::PlaceholderRegion),
-
-    /// Some kind of const inference variable.
-    Const(ty::UniverseIndex, Ty<'tcx>),
-
-    /// A "placeholder" that represents "any const".
-    PlaceholderConst(ty::PlaceholderConst<'tcx>),
-}
-
-impl<'tcx> CanonicalVarKind<'tcx> {
-    pub fn universe(self) -> ty::UniverseIndex {
-        match self {
-            CanonicalVarKind::Ty(kind) => match kind {
-                CanonicalTyVarKind::General(ui) => ui,
-                CanonicalTyVarKind::Float | CanonicalTyVarKind::Int => ty::UniverseIndex::ROOT,
-            },
-
-            CanonicalVarKind::PlaceholderTy(placeholder) => placeholder.universe,
-            CanonicalVarKind::Region(ui) => ui,
-            CanonicalVarKind::PlaceholderRegion(placeholder) => placeholder.universe,
-            CanonicalVarKind::Const(ui, _) => ui,
-            CanonicalVarKind::PlaceholderConst(placeholder) => placeholder.universe,
-        }
-    }
-}
-
-/// Rust actually has more than one category of type variables;
-/// notably, the type variables we create for literals (e.g., 22 or
-/// 22.) can only be instantiated with integral/float types (e.g.,
-/// usize or f32). In order to faithfully reproduce a type, we need to
-/// know what set of types a given type variable can be unified with.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, TyDecodable, TyEncodable, HashStable)]
-pub enum CanonicalTyVarKind {
-    /// General type variable `?T` that can be unified with arbitrary types.
-    General(ty::UniverseIndex),
-
-    /// Integral type variable `?I` (that can only be unified with integral types).
-    Int,
-
-    /// Floating-point type variable `?F` (that can only be unified with float types).
-    Float,
-}
-
-/// After we execute a query with a canonicalized key, we get back a
-/// `Canonical<QueryResponse<..>>`. You can use
-/// `instantiate_query_result` to access the data in this result.
-#[derive(Clone, Debug, HashStable, TypeFoldable, Lift)]
-pub struct QueryResponse<'tcx, R> {
-    pub var_values: CanonicalVarValues<'tcx>,
-    pub region_constraints: QueryRegionConstraints<'tcx>,
-    pub certainty: Certainty,
-    /// List of opaque types which we tried to compare to another type.
-    /// Inside the query we don't know yet whether the opaque type actually
-    /// should get its hidden type inferred. So we bubble the opaque type
-    /// and the type it was compared against upwards and let the query caller
-    /// handle it.
-    pub opaque_types: Vec<(Ty<'tcx>, Ty<'tcx>)>,
-    pub value: R,
-}
-
-#[derive(Clone, Debug, Default, HashStable, TypeFoldable, Lift)]
-pub struct QueryRegionConstraints<'tcx> {
-    pub outlives: Vec<QueryOutlivesConstraint<'tcx>>,
-    pub member_constraints: Vec<MemberConstraint<'tcx>>,
-}
-
-impl QueryRegionConstraints<'_> {
-    /// Represents an empty (trivially true) set of region
-    /// constraints.
-    pub fn is_empty(&self) -> bool {
-        self.outlives.is_empty() && self.member_constraints.is_empty()
-    }
-}
-
-pub type Canonicalized<'tcx, V> = Canonical<'tcx, V>;
-
-pub type CanonicalizedQueryResponse<'tcx, T> = &'tcx Canonical<'tcx, QueryResponse<'tcx, T>>;
-
-/// Indicates whether or not we were able to prove the query to be
-/// true.
-#[derive(Copy, Clone, Debug, HashStable)]
-pub enum Certainty {
-    /// The query is known to be true, presuming that you apply the
-    /// given `var_values` and the region-constraints are satisfied.
-    Proven,
-
-    /// The query is not known to be true, but also not known to be
-    /// false. The `var_values` represent *either* values that must
-    /// hold in order for the query to be true, or helpful tips that
-    /// *might* make it true. Currently rustc's trait solver cannot
-    /// distinguish the two (e.g., due to our preference for where
-    /// clauses over impls).
-    ///
-    /// After some unification and things have been done, it makes
-    /// sense to try and prove again -- of course, at that point, the
-    /// canonical form will be different, making this a distinct
-    /// query.
-    Ambiguous,
-}
-
-impl Certainty {
-    pub fn is_proven(&self) -> bool {
-        match self {
-            Certainty::Proven => true,
-            Certainty::Ambiguous => false,
-        }
-    }
-}
-
-impl<'tcx, R> QueryResponse<'tcx, R> {
-    pub fn is_proven(&self) -> bool {
-        self.certainty.is_proven()
-    }
-}
-
-impl<'tcx, R> Canonical<'tcx, QueryResponse<'tcx, R>> {
-    pub fn is_proven(&self) -> bool {
-        self.value.is_proven()
-    }
-
-    pub fn is_ambiguous(&self) -> bool {
-        !self.is_proven()
-    }
-}
-
-impl<'tcx, R> Canonical<'tcx, ty::ParamEnvAnd<'tcx, R>> {
-    #[inline]
-    pub fn without_const(mut self) -> Self {
-        self.value = self.value.without_const();
         self
     }
 }
 
-impl<'tcx, V> Canonical<'tcx, V> {
-    /// Allows you to map the `value` of a canonical while keeping the
-    /// same set of bound variables.
-    ///
-    /// **WARNING:** This function is very easy to mis-use, hence the
-    /// name!  In particular, the new value `W` must use all **the
-    /// same type/region variables** in **precisely the same order**
-    /// as the original! (The ordering is defined by the
-    /// `TypeFoldable` implementation of the type in question.)
-    ///
-    /// An example of a **correct** use of this:
-    ///
-    /// ```rust,ignore (not real code)
-    /// let a: Canonical<'_, T> = ...;
-    /// let b: Canonical<'_, (T,)> = a.unchecked_map(|v| (v, ));
-    /// ```
-    ///
-    /// An example of an **incorrect** use of this:
-    ///
-    /// ```rust,ignore (not real code)
-    /// let a: Canonical<'tcx, T> = ...;
-    /// let ty: Ty<'tcx> = ...;
-    /// let b: Canonical<'tcx, (T, Ty<'tcx>)> = a.unchecked_map(|v| (v, ty));
-    /// ```
-    pub fn unchecked_map<W>(self, map_op: impl FnOnce(V) -> W) -> Canonical<'tcx, W> {
-        let Canonical { max_universe, variables, value } = self;
-        Canonical { max_universe, variables, value: map_op(value) }
+// Copyright 2016 The rust-url developers.
+//
+// Licensed under the Apache License, Version 2.0 <LICENSE-APACHE or
+// http://www.apache.org/licenses/LICENSE-2.0> or the MIT license
+// <LICENSE-MIT or http://opensource.org/licenses/MIT>, at your
+// option. This file may not be copied, modified, or distributed
+// except according to those terms.
+
+//! Getters and setters for URL components implemented per https://url.spec.whatwg.org/#api
+//!
+//! Unless you need to be interoperable with web browsers,
+//! you probably want to use `Url` method instead.
+
+use crate::parser::{default_port, Context, Input, Parser, SchemeType};
+use crate::{Host, ParseError, Position, Url};
+
+/// Internal components / offsets of a URL.
+///
+/// https://user@pass:example.com:1234/foo/bar?baz#quux
+///      |      |    |          | ^^^^|       |   |
+///      |      |    |          | |   |       |   `----- fragment_start
+///      |      |    |          | |   |       `--------- query_start
+///      |      |    |          | |   `----------------- path_start
+///      |      |    |          | `--------------------- port
+///      |      |    |          `----------------------- host_end
+///      |      |    `---------------------------------- host_start
+///      |      `--------------------------------------- username_end
+///      `---------------------------------------------- scheme_end
+#[derive(Copy, Clone)]
+#[cfg(feature = "expose_internals")]
+pub struct InternalComponents {
+    pub scheme_end: u32,
+    pub username_end: u32,
+    pub host_start: u32,
+    pub host_end: u32,
+    pub port: Option<u16>,
+    pub path_start: u32,
+    pub query_start: Option<u32>,
+    pub fragment_start: Option<u32>,
+}
+
+/// Internal component / parsed offsets of the URL.
+///
+/// This can be useful for implementing efficient serialization
+/// for the URL.
+#[cfg(feature = "expose_internals")]
+pub fn internal_components(url: &Url) -> InternalComponents {
+    InternalComponents {
+        scheme_end: url.scheme_end,
+        username_end: url.username_end,
+        host_start: url.host_start,
+        host_end: url.host_end,
+        port: url.port,
+        path_start: url.path_start,
+        query_start: url.query_start,
+        fragment_start: url.fragment_start,
     }
 }
 
-pub type QueryOutlivesConstraint<'tcx> =
-    ty::Binder<'tcx, ty::OutlivesPredicate<GenericArg<'tcx>, Region<'tcx>>>;
-
-TrivialTypeFoldableAndLiftImpls! {
-    for <'tcx> {
-        crate::infer::canonical::Certainty,
-        crate::infer::canonical::CanonicalVarInfo<'tcx>,
-        crate::infer::canonical::CanonicalVarKind<'tcx>,
+/// https://url.spec.whatwg.org/#dom-url-domaintoascii
+pub fn domain_to_ascii(domain: &str) -> String {
+    match Host::parse(domain) {
+        Ok(Host::Domain(domain)) => domain,
+        _ => String::new(),
     }
 }
 
-TrivialTypeFoldableImpls! {
-    for <'tcx> {
-        crate::infer::canonical::CanonicalVarInfos<'tcx>,
+/// https://url.spec.whatwg.org/#dom-url-domaintounicode
+pub fn domain_to_unicode(domain: &str) -> String {
+    match Host::parse(domain) {
+        Ok(Host::Domain(ref domain)) => {
+            let (unicode, _errors) = idna::domain_to_unicode(domain);
+            unicode
+        }
+        _ => String::new(),
     }
 }
 
-impl<'tcx> CanonicalVarValues<'tcx> {
+/// Getter for https://url.spec.whatwg.org/#dom-url-href
+pub fn href(url: &Url) -> &str {
+    url.as_str()
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-href
+pub fn set_href(url: &mut Url, value: &str) -> Result<(), ParseError> {
+    *url = Url::parse(value)?;
+    Ok(())
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-origin
+pub fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-protocol
+#[inline]
+pub fn protocol(url: &Url) -> &str {
+    &url.as_str()[..url.scheme().len() + ":".len()]
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-protocol
+#[allow(clippy::result_unit_err)]
+pub fn set_protocol(url: &mut Url, mut new_protocol: &str) -> Result<(), ()> {
+    // The scheme state in the spec ignores everything after the first `:`,
+    // but `set_scheme` errors if there is more.
+    if let Some(position) = new_protocol.find(':') {
+        new_protocol = &new_protocol[..position];
+    }
+    url.set_scheme(new_protocol)
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-username
+#[inline]
+pub fn username(url: &Url) -> &str {
+    url.username()
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-username
+#[allow(clippy::result_unit_err)]
+pub fn set_username(url: &mut Url, new_username: &str) -> Result<(), ()> {
+    url.set_username(new_username)
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-password
+#[inline]
+pub fn password(url: &Url) -> &str {
+    url.password().unwrap_or("")
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-password
+#[allow(clippy::result_unit_err)]
+pub fn set_password(url: &mut Url, new_password: &str) -> Result<(), ()> {
+    url.set_password(if new_password.is_empty() {
+        None
+    } else {
+        Some(new_password)
+    })
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-host
+#[inline]
+pub fn host(url: &Url) -> &str {
+    &url[Position::BeforeHost..Position::AfterPort]
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-host
+#[allow(clippy::result_unit_err)]
+pub fn set_host(url: &mut Url, new_host: &str) -> Result<(), ()> {
+    // If context object’s url’s cannot-be-a-base-URL flag is set, then return.
+    if url.cannot_be_a_base() {
+        return Err(());
+    }
+    // Host parsing rules are strict,
+    // We don't want to trim the input
+    let input = Input::no_trim(new_host);
+    let host;
+    let opt_port;
+    {
+        let scheme = url.scheme();
+        let scheme_type = SchemeType::from(scheme);
+        if scheme_type == SchemeType::File && new_host.is_empty() {
+            url.set_host_internal(Host::Domain(String::new()), None);
+            return Ok(());
+        }
+
+        if let Ok((h, remaining)) = Parser::parse_host(input, scheme_type) {
+            host = h;
+            opt_port = if let Some(remaining) = remaining.split_prefix(':') {
+                if remaining.is_empty() {
+                    None
+                } else {
+                    Parser::parse_port(remaining, || default_port(scheme), Context::Setter)
+                        .ok()
+                        .map(|(port, _remaining)| port)
+                }
+            } else {
+                None
+            };
+        } else {
+            return Err(());
+        }
+    }
+    // Make sure we won't set an empty host to a url with a username or a port
+    if host == Host::Domain("".to_string())
+        && (!username(url).is_empty() || matches!(opt_port, Some(Some(_))) || url.port().is_some())
+    {
+        return Err(());
+    }
+    url.set_host_internal(host, opt_port);
+    Ok(())
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-hostname
+#[inline]
+pub fn hostname(url: &Url) -> &str {
+    url.host_str().unwrap_or("")
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-hostname
+#[allow(clippy::result_unit_err)]
+pub fn set_hostname(url: &mut Url, new_hostname: &str) -> Result<(), ()> {
+    if url.cannot_be_a_base() {
+        return Err(());
+    }
+    // Host parsing rules are strict we don't want to trim the input
+    let input = Input::no_trim(new_hostname);
+    let scheme_type = SchemeType::from(url.scheme());
+    if scheme_type == SchemeType::File && new_hostname.is_empty() {
+        url.set_host_internal(Host::Domain(String::new()), None);
+        return Ok(());
+    }
+
+    if let Ok((host, _remaining)) = Parser::parse_host(input, scheme_type) {
+        if let Host::Domain(h) = &host {
+            if h.is_empty() {
+                // Empty host on special not file url
+                if SchemeType::from(url.scheme()) == SchemeType::SpecialNotFile
+                    // Port with an empty host
+                    ||!port(url).is_empty()
+                    // Empty host that includes credentials
+                    || !url.username().is_empty()
+                    || !url.password().unwrap_or("").is_empty()
+                {
+                    return Err(());
+                }
+            }
+        }
+        url.set_host_internal(host, None);
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-port
+#[inline]
+pub fn port(url: &Url) -> &str {
+    &url[Position::BeforePort..Position::AfterPort]
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-port
+#[allow(clippy::result_unit_err)]
+pub fn set_port(url: &mut Url, new_port: &str) -> Result<(), ()> {
+    let result;
+    {
+        // has_host implies !cannot_be_a_base
+        let scheme = url.scheme();
+        if !url.has_host() || url.host() == Some(Host::Domain("")) || scheme == "file" {
+            return Err(());
+        }
+        result = Parser::parse_port(
+            Input::new(new_port),
+            || default_port(scheme),
+            Context::Setter,
+        )
+    }
+    if let Ok((new_port, _remaining)) = result {
+        url.set_port_internal(new_port);
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-pathname
+#[inline]
+pub fn pathname(url: &Url) -> &str {
+    url.path()
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-pathname
+pub fn set_pathname(url: &mut Url, new_pathname: &str) {
+    if url.cannot_be_a_base() {
+        return;
+    }
+    if new_pathname.starts_with('/')
+        || (SchemeType::from(url.scheme()).is_special()
+            // \ is a segment delimiter for 'special' URLs"
+            && new_pathname.starts_with('\\'))
+    {
+        url.set_path(new_pathname)
+    } else {
+        let mut path_to_set = String::from("/");
+        path_to_set.push_str(new_pathname);
+        url.set_path(&path_to_set)
+    }
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-search
+pub fn search(url: &Url) -> &str {
+    trim(&url[Position::AfterPath..Position::AfterQuery])
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-search
+pub fn set_search(url: &mut Url, new_search: &str) {
+    url.set_query(match new_search {
+        "" => None,
+        _ if new_search.starts_with('?') => Some(&new_search[1..]),
+        _ => Some(new_search),
+    })
+}
+
+/// Getter for https://url.spec.whatwg.org/#dom-url-hash
+pub fn hash(url: &Url) -> &str {
+    trim(&url[Position::AfterQuery..])
+}
+
+/// Setter for https://url.spec.whatwg.org/#dom-url-hash
+pub fn set_hash(url: &mut Url, new_hash: &str) {
+    url.set_fragment(match new_hash {
+        // If the given value is the empty string,
+        // then set context object’s url’s fragment to null and return.
+        "" => None,
+        // Let input be the given value with a single leading U+0023 (#) removed, if any.
+        _ if new_hash.starts_with('#') => Some(&new_hash[1..]),
+        _ => Some(new_hash),
+    })
+}
+
+fn trim(s: &str) -> &str {
+    if s.len() == 1 {
+        ""
+    } else {
+        s
+    }
+}
+
+// Copyright 2016 The rust-url developers.
+//
+// Licensed under the Apache License, Version 2.0 <LICENSE-APACHE or
+// http://www.apache.org/licenses/LICENSE-2.0> or the MIT license
+// <LICENSE-MIT or http://opensource.org/licenses/MIT>, at your
+// option. This file may not be copied, modified, or distributed
+// except according to those terms.
+
+use crate::Url;
+use std::ops::{Index, Range, RangeFrom, RangeFull, RangeTo};
+
+impl Index<RangeFull> for Url {
+    type Output = str;
+    fn index(&self, _: RangeFull) -> &str {
+        &self.serialization
+    }
+}
+
+impl Index<RangeFrom<Position>> for Url {
+    type Output = str;
+    fn index(&self, range: RangeFrom<Position>) -> &str {
+        &self.serialization[self.index(range.start)..]
+    }
+}
+
+impl Index<RangeTo<Position>> for Url {
+    type Output = str;
+    fn index(&self, range: RangeTo<Position>) -> &str {
+        &self.serialization[..self.index(range.end)]
+    }
+}
+
+impl Index<Range<Position>> for Url {
+    type Output = str;
+    fn index(&self, range: Range<Position>) -> &str {
+        &self.serialization[self.index(range.start)..self.index(range.end)]
+    }
+}
+
+/// Indicates a position within a URL based on its components.
+///
+/// A range of positions can be used for slicing `Url`:
+///
+/// ```rust
+/// # use url::{Url, Position};
+/// # fn something(some_url: Url) {
+/// let serialization: &str = &some_url[..];
+/// let serialization_without_fragment: &str = &some_url[..Position::AfterQuery];
+/// let authority: &str = &some_url[Position::BeforeUsername..Position::AfterPort];
+/// let data_url_payload: &str = &some_url[Position::BeforePath..Position::AfterQuery];
+/// let scheme_relative: &str = &some_url[Position::BeforeUsername..];
+/// # }
+/// ```
+///
+/// In a pseudo-grammar (where `[`…`]?` makes a sub-sequence optional),
+/// URL components and delimiters that separate them are:
+///
+/// ```notrust
+/// url =
+///     scheme ":"
+///     [ "//" [ username [ ":" password ]? "@" ]? host [ ":" port ]? ]?
+///     path [ "?" query ]? [ "#" fragment ]?
+/// ```
+///
+/// When a given component is not present,
+/// its "before" and "after" position are the same
+/// (so that `&some_url[BeforeFoo..AfterFoo]` is the empty string)
+/// and component ordering is preserved
+/// (so that a missing query "is between" a path and a fragment).
+///
+/// The end of a component and the start of the next are either the same or separate
+/// by a delimiter.
+/// (Not that the initial `/` of a path is considered part of the path here, not a delimiter.)
+/// For example, `&url[..BeforeFragment]` would include a `#` delimiter (if present in `url`),
+/// so `&url[..AfterQuery]` might be desired instead.
+///
+/// `BeforeScheme` and `AfterFragment` are always the start and end of the entire URL,
+/// so `&url[BeforeScheme..X]` is the same as `&url[..X]`
+/// and `&url[X..AfterFragment]` is the same as `&url[X..]`.
+#[derive(Copy, Clone, Debug)]
+pub enum Position {
+    BeforeScheme,
+    AfterScheme,
+    BeforeUsername,
+    AfterUsername,
+    BeforePassword,
+    AfterPassword,
+    BeforeHost,
+    AfterHost,
+    BeforePort,
+    AfterPort,
+    BeforePath,
+    AfterPath,
+    BeforeQuery,
+    AfterQuery,
+    BeforeFragment,
+    AfterFragment,
+}
+
+impl Url {
     #[inline]
-    pub fn len(&self) -> usize {
-        self.var_values.len()
-    }
+    fn index(&self, position: Position) -> usize {
+        match position {
+            Position::BeforeScheme => 0,
 
-    /// Makes an identity substitution from this one: each bound var
-    /// is matched to the same bound var, preserving the original kinds.
-    /// For example, if we have:
-    /// `self.var_values == [Type(u32), Lifetime('a), Type(u64)]`
-    /// we'll return a substitution `subst` with:
-    /// `subst.var_values == [Type(^0), Lifetime(^1), Type(^2)]`.
-    pub fn make_identity(&self, tcx: TyCtxt<'tcx>) -> Self {
-        use crate::ty::subst::GenericArgKind;
+            Position::AfterScheme => self.scheme_end as usize,
 
-        CanonicalVarValues {
-            var_values: iter::zip(&self.var_values, 0..)
-                .map(|(kind, i)| match kind.unpack() {
-                    GenericArgKind::Type(..) => {
-                        tcx.mk_ty(ty::Bound(ty::INNERMOST, ty::BoundVar::from_u32(i).into())).into()
-                    }
-                    GenericArgKind::Lifetime(..) => {
-                        let br =
-                            ty::BoundRegion { var: ty::BoundVar::from_u32(i), kind: ty::BrAnon(i) };
-                        tcx.mk_region(ty::ReLateBound(ty::INNERMOST, br)).into()
-                    }
-                    GenericArgKind::Const(ct) => tcx
-                        .mk_const(ty::ConstS {
-                            ty: ct.ty(),
-                            kind: ty::ConstKind::Bound(ty::INNERMOST, ty::BoundVar::from_u32(i)),
-                        })
-                        .into(),
-                })
-                .collect(),
+            Position::BeforeUsername => {
+                if self.has_authority() {
+                    self.scheme_end as usize + "://".len()
+                } else {
+                    debug_assert!(self.byte_at(self.scheme_end) == b':');
+                    debug_assert!(self.scheme_end + ":".len() as u32 == self.username_end);
+                    self.scheme_end as usize + ":".len()
+                }
+            }
+
+            Position::AfterUsername => self.username_end as usize,
+
+            Position::BeforePassword => {
+                if self.has_authority() && self.byte_at(self.username_end) == b':' {
+                    self.username_end as usize + ":".len()
+                } else {
+                    debug_assert!(self.username_end == self.host_start);
+                    self.username_end as usize
+                }
+            }
+
+            Position::AfterPassword => {
+                if self.has_authority() && self.byte_at(self.username_end) == b':' {
+                    debug_assert!(self.byte_at(self.host_start - "@".len() as u32) == b'@');
+                    self.host_start as usize - "@".len()
+                } else {
+                    debug_assert!(self.username_end == self.host_start);
+                    self.host_start as usize
+                }
+            }
+
+            Position::BeforeHost => self.host_start as usize,
+
+            Position::AfterHost => self.host_end as usize,
+
+            Position::BeforePort => {
+                if self.port.is_some() {
+                    debug_assert!(self.byte_at(self.host_end) == b':');
+                    self.host_end as usize + ":".len()
+                } else {
+                    self.host_end as usize
+                }
+            }
+
+            Position::AfterPort => self.path_start as usize,
+
+            Position::BeforePath => self.path_start as usize,
+
+            Position::AfterPath => match (self.query_start, self.fragment_start) {
+                (Some(q), _) => q as usize,
+                (None, Some(f)) => f as usize,
+                (None, None) => self.serialization.len(),
+            },
+
+            Position::BeforeQuery => match (self.query_start, self.fragment_start) {
+                (Some(q), _) => {
+                    debug_assert!(self.byte_at(q) == b'?');
+                    q as usize + "?".len()
+                }
+                (None, Some(f)) => f as usize,
+                (None, None) => self.serialization.len(),
+            },
+
+            Position::AfterQuery => match self.fragment_start {
+                None => self.serialization.len(),
+                Some(f) => f as usize,
+            },
+
+            Position::BeforeFragment => match self.fragment_start {
+                Some(f) => {
+                    debug_assert!(self.byte_at(f) == b'#');
+                    f as usize + "#".len()
+                }
+                None => self.serialization.len(),
+            },
+
+            Position::AfterFragment => self.serialization.len(),
         }
     }
 }
 
-impl<'a, 'tcx> IntoIterator for &'a CanonicalVarValues<'tcx> {
-    type Item = GenericArg<'tcx>;
-    type IntoIter = ::std::iter::Cloned<::std::slice::Iter<'a, GenericArg<'tcx>>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.var_values.iter().cloned()
-    }
-}
-
-impl<'tcx> Index<BoundVar> for CanonicalVarValues<'tcx> {
-    type Output = GenericArg<'tcx>;
-
-    fn index(&self, value: BoundVar) -> &GenericArg<'tcx> {
-        &self.var_values[value]
-    }
-}
-
-//! Types required for Chalk-related queries
-//!
-//! The primary purpose of this file is defining an implementation for the
-//! `chalk_ir::interner::Interner` trait. The primary purpose of this trait, as
-//! its name suggest, is to provide an abstraction boundary for creating
-//! interned Chalk types.
-
-use rustc_middle::ty::{self, AdtDef, TyCtxt};
-
-use rustc_hir::def_id::DefId;
-use rustc_target::spec::abi::Abi;
-
-use std::cmp::Ordering;
+//! Simple adjacency list.
+use crate::data::{Build, DataMap, DataMapMut};
+use crate::iter_format::NoPretty;
+use crate::visit::{
+    self, EdgeCount, EdgeRef, GetAdjacencyMatrix, IntoEdgeReferences, IntoNeighbors, NodeCount,
+};
+use fixedbitset::FixedBitSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::ops::Range;
 
-#[derive(Copy, Clone)]
-pub struct RustInterner<'tcx> {
-    pub tcx: TyCtxt<'tcx>,
+#[doc(no_inline)]
+pub use crate::graph::{DefaultIx, IndexType};
+
+/// Adjacency list node index type, a plain integer.
+pub type NodeIndex<Ix = DefaultIx> = Ix;
+
+/// Adjacency list edge index type, a pair of integers.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EdgeIndex<Ix = DefaultIx>
+where
+    Ix: IndexType,
+{
+    /// Source of the edge.
+    from: NodeIndex<Ix>,
+    /// Index of the sucessor in the successor list.
+    successor_index: usize,
 }
 
-/// We don't ever actually need this. It's only required for derives.
-impl<'tcx> Hash for RustInterner<'tcx> {
-    fn hash<H: Hasher>(&self, _state: &mut H) {}
+iterator_wrap! {
+impl (Iterator) for
+/// An Iterator over the indices of the outgoing edges from a node.
+///
+/// It does not borrow the graph during iteration.
+#[derive(Debug, Clone)]
+struct OutgoingEdgeIndices <Ix> where { Ix: IndexType }
+item: EdgeIndex<Ix>,
+iter: std::iter::Map<std::iter::Zip<Range<usize>, std::iter::Repeat<NodeIndex<Ix>>>, fn((usize, NodeIndex<Ix>)) -> EdgeIndex<Ix>>,
 }
 
-/// We don't ever actually need this. It's only required for derives.
-impl<'tcx> Ord for RustInterner<'tcx> {
-    fn cmp(&self, _other: &Self) -> Ordering {
-        Ordering::Equal
+/// Weighted sucessor
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+struct WSuc<E, Ix: IndexType> {
+    /// Index of the sucessor.
+    suc: Ix,
+    /// Weight of the edge to `suc`.
+    weight: E,
+}
+
+/// One row of the adjacency list.
+type Row<E, Ix> = Vec<WSuc<E, Ix>>;
+type RowIter<'a, E, Ix> = std::slice::Iter<'a, WSuc<E, Ix>>;
+
+iterator_wrap! {
+impl (Iterator DoubleEndedIterator ExactSizeIterator) for
+/// An iterator over the indices of the neighbors of a node.
+#[derive(Debug, Clone)]
+struct Neighbors<'a, E, Ix> where { Ix: IndexType }
+item: NodeIndex<Ix>,
+iter: std::iter::Map<RowIter<'a, E, Ix>, fn(&WSuc<E, Ix>) -> NodeIndex<Ix>>,
+}
+
+/// A reference to an edge of the graph.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd)]
+pub struct EdgeReference<'a, E, Ix: IndexType> {
+    /// index of the edge
+    id: EdgeIndex<Ix>,
+    /// a reference to the corresponding item in the adjacency list
+    edge: &'a WSuc<E, Ix>,
+}
+
+impl<'a, E, Ix: IndexType> Copy for EdgeReference<'a, E, Ix> {}
+impl<'a, E, Ix: IndexType> Clone for EdgeReference<'a, E, Ix> {
+    fn clone(&self) -> Self {
+        EdgeReference {
+            id: self.id,
+            edge: self.edge,
+        }
     }
 }
 
-/// We don't ever actually need this. It's only required for derives.
-impl<'tcx> PartialOrd for RustInterner<'tcx> {
-    fn partial_cmp(&self, _other: &Self) -> Option<Ordering> {
+impl<'a, E, Ix: IndexType> visit::EdgeRef for EdgeReference<'a, E, Ix> {
+    type NodeId = NodeIndex<Ix>;
+    type EdgeId = EdgeIndex<Ix>;
+    type Weight = E;
+    fn source(&self) -> Self::NodeId {
+        self.id.from
+    }
+    fn target(&self) -> Self::NodeId {
+        self.edge.suc
+    }
+    fn id(&self) -> Self::EdgeId {
+        self.id
+    }
+    fn weight(&self) -> &Self::Weight {
+        &self.edge.weight
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EdgeIndices<'a, E, Ix: IndexType> {
+    rows: std::iter::Enumerate<std::slice::Iter<'a, Row<E, Ix>>>,
+    row_index: usize,
+    row_len: usize,
+    cur: usize,
+}
+
+impl<'a, E, Ix: IndexType> Iterator for EdgeIndices<'a, E, Ix> {
+    type Item = EdgeIndex<Ix>;
+    fn next(&mut self) -> Option<EdgeIndex<Ix>> {
+        loop {
+            if self.cur < self.row_len {
+                let res = self.cur;
+                self.cur += 1;
+                return Some(EdgeIndex {
+                    from: Ix::new(self.row_index),
+                    successor_index: res,
+                });
+            } else {
+                match self.rows.next() {
+                    Some((index, row)) => {
+                        self.row_index = index;
+                        self.cur = 0;
+                        self.row_len = row.len();
+                    }
+                    None => return None,
+                }
+            }
+        }
+    }
+}
+
+iterator_wrap! {
+    impl (Iterator DoubleEndedIterator ExactSizeIterator) for
+    /// An iterator over all node indices in the graph.
+    #[derive(Debug, Clone)]
+    struct NodeIndices <Ix> where {}
+    item: Ix,
+    iter: std::iter::Map<Range<usize>, fn(usize) -> Ix>,
+}
+
+/// An adjacency list with labeled edges.
+///
+/// Can be interpreted as a directed graph
+/// with unweighted nodes.
+///
+/// This is the most simple adjacency list you can imagine. [`Graph`](../graph/struct.Graph.html), in contrast,
+/// maintains both the list of successors and predecessors for each node,
+/// which is a different trade-off.
+///
+/// Allows parallel edges and self-loops.
+///
+/// This data structure is append-only (except for [`clear`](#method.clear)), so indices
+/// returned at some point for a given graph will stay valid with this same
+/// graph until it is dropped or [`clear`](#method.clear) is called.
+///
+/// Space consumption: **O(|E|)**.
+#[derive(Clone, Default)]
+pub struct List<E, Ix = DefaultIx>
+where
+    Ix: IndexType,
+{
+    suc: Vec<Row<E, Ix>>,
+}
+
+impl<E, Ix: IndexType> List<E, Ix> {
+    /// Creates a new, empty adjacency list.
+    pub fn new() -> List<E, Ix> {
+        List { suc: Vec::new() }
+    }
+
+    /// Creates a new, empty adjacency list tailored for `nodes` nodes.
+    pub fn with_capacity(nodes: usize) -> List<E, Ix> {
+        List {
+            suc: Vec::with_capacity(nodes),
+        }
+    }
+
+    /// Removes all nodes and edges from the list.
+    pub fn clear(&mut self) {
+        self.suc.clear()
+    }
+
+    /// Returns the number of edges in the list
+    ///
+    /// Computes in **O(|V|)** time.
+    pub fn edge_count(&self) -> usize {
+        self.suc.iter().map(|x| x.len()).sum()
+    }
+
+    /// Adds a new node to the list. This allocates a new `Vec` and then should
+    /// run in amortized **O(1)** time.
+    pub fn add_node(&mut self) -> NodeIndex<Ix> {
+        let i = self.suc.len();
+        self.suc.push(Vec::new());
+        Ix::new(i)
+    }
+
+    /// Adds a new node to the list. This allocates a new `Vec` and then should
+    /// run in amortized **O(1)** time.
+    pub fn add_node_with_capacity(&mut self, successors: usize) -> NodeIndex<Ix> {
+        let i = self.suc.len();
+        self.suc.push(Vec::with_capacity(successors));
+        Ix::new(i)
+    }
+
+    /// Adds a new node to the list by giving its list of successors and the corresponding
+    /// weigths.
+    pub fn add_node_from_edges<I: Iterator<Item = (NodeIndex<Ix>, E)>>(
+        &mut self,
+        edges: I,
+    ) -> NodeIndex<Ix> {
+        let i = self.suc.len();
+        self.suc
+            .push(edges.map(|(suc, weight)| WSuc { suc, weight }).collect());
+        Ix::new(i)
+    }
+
+    /// Add an edge from `a` to `b` to the graph, with its associated
+    /// data `weight`.
+    ///
+    /// Return the index of the new edge.
+    ///
+    /// Computes in **O(1)** time.
+    ///
+    /// **Panics** if the source node does not exist.<br>
+    ///
+    /// **Note:** `List` allows adding parallel (“duplicate”) edges. If you want
+    /// to avoid this, use [`.update_edge(a, b, weight)`](#method.update_edge) instead.
+    pub fn add_edge(&mut self, a: NodeIndex<Ix>, b: NodeIndex<Ix>, weight: E) -> EdgeIndex<Ix> {
+        if b.index() >= self.suc.len() {
+            panic!(
+                "{} is not a valid node index for a {} nodes adjacency list",
+                b.index(),
+                self.suc.len()
+            );
+        }
+        let row = &mut self.suc[a.index()];
+        let rank = row.len();
+        row.push(WSuc { suc: b, weight });
+        EdgeIndex {
+            from: a,
+            successor_index: rank,
+        }
+    }
+
+    fn get_edge(&self, e: EdgeIndex<Ix>) -> Option<&WSuc<E, Ix>> {
+        self.suc
+            .get(e.from.index())
+            .and_then(|row| row.get(e.successor_index))
+    }
+
+    fn get_edge_mut(&mut self, e: EdgeIndex<Ix>) -> Option<&mut WSuc<E, Ix>> {
+        self.suc
+            .get_mut(e.from.index())
+            .and_then(|row| row.get_mut(e.successor_index))
+    }
+
+    /// Accesses the source and target of edge `e`
+    ///
+    /// Computes in **O(1)**
+    pub fn edge_endpoints(&self, e: EdgeIndex<Ix>) -> Option<(NodeIndex<Ix>, NodeIndex<Ix>)> {
+        self.get_edge(e).map(|x| (e.from, x.suc))
+    }
+
+    pub fn edge_indices_from(&self, a: NodeIndex<Ix>) -> OutgoingEdgeIndices<Ix> {
+        let proj: fn((usize, NodeIndex<Ix>)) -> EdgeIndex<Ix> =
+            |(successor_index, from)| EdgeIndex {
+                from,
+                successor_index,
+            };
+        let iter = (0..(self.suc[a.index()].len()))
+            .zip(std::iter::repeat(a))
+            .map(proj);
+        OutgoingEdgeIndices { iter }
+    }
+
+    /// Lookups whether there is an edge from `a` to `b`.
+    ///
+    /// Computes in **O(e')** time, where **e'** is the number of successors of `a`.
+    pub fn contains_edge(&self, a: NodeIndex<Ix>, b: NodeIndex<Ix>) -> bool {
+        match self.suc.get(a.index()) {
+            None => false,
+            Some(row) => row.iter().any(|x| x.suc == b),
+        }
+    }
+
+    /// Lookups whether there is an edge from `a` to `b`.
+    ///
+    /// Computes in **O(e')** time, where **e'** is the number of successors of `a`.
+    pub fn find_edge(&self, a: NodeIndex<Ix>, b: NodeIndex<Ix>) -> Option<EdgeIndex<Ix>> {
+        self.suc.get(a.index()).and_then(|row| {
+            row.iter()
+                .enumerate()
+                .find(|(_, x)| x.suc == b)
+                .map(|(i, _)| EdgeIndex {
+                    from: a,
+                    successor_index: i,
+                })
+        })
+    }
+
+    /// Returns an iterator over all node indices of the graph.
+    ///
+    /// Consuming the whole iterator take **O(|V|)**.
+    pub fn node_indices(&self) -> NodeIndices<Ix> {
+        NodeIndices {
+            iter: (0..self.suc.len()).map(Ix::new),
+        }
+    }
+
+    /// Returns an iterator over all edge indices of the graph.
+    ///
+    /// Consuming the whole iterator take **O(|V| + |E|)**.
+    pub fn edge_indices(&self) -> EdgeIndices<E, Ix> {
+        EdgeIndices {
+            rows: self.suc.iter().enumerate(),
+            row_index: 0,
+            row_len: 0,
+            cur: 0,
+        }
+    }
+}
+
+/// A very simple adjacency list with no node or label weights.
+pub type UnweightedList<Ix> = List<(), Ix>;
+
+impl<E, Ix: IndexType> Build for List<E, Ix> {
+    /// Adds a new node to the list. This allocates a new `Vec` and then should
+    /// run in amortized **O(1)** time.
+    fn add_node(&mut self, _weight: ()) -> NodeIndex<Ix> {
+        self.add_node()
+    }
+
+    /// Add an edge from `a` to `b` to the graph, with its associated
+    /// data `weight`.
+    ///
+    /// Return the index of the new edge.
+    ///
+    /// Computes in **O(1)** time.
+    ///
+    /// **Panics** if the source node does not exist.<br>
+    ///
+    /// **Note:** `List` allows adding parallel (“duplicate”) edges. If you want
+    /// to avoid this, use [`.update_edge(a, b, weight)`](#method.update_edge) instead.
+    fn add_edge(&mut self, a: NodeIndex<Ix>, b: NodeIndex<Ix>, weight: E) -> Option<EdgeIndex<Ix>> {
+        Some(self.add_edge(a, b, weight))
+    }
+
+    /// Updates or adds an edge from `a` to `b` to the graph, with its associated
+    /// data `weight`.
+    ///
+    /// Return the index of the new edge.
+    ///
+    /// Computes in **O(e')** time, where **e'** is the number of successors of `a`.
+    ///
+    /// **Panics** if the source node does not exist.<br>
+    fn update_edge(&mut self, a: NodeIndex<Ix>, b: NodeIndex<Ix>, weight: E) -> EdgeIndex<Ix> {
+        let row = &mut self.suc[a.index()];
+        for (i, info) in row.iter_mut().enumerate() {
+            if info.suc == b {
+                info.weight = weight;
+                return EdgeIndex {
+                    from: a,
+                    successor_index: i,
+                };
+            }
+        }
+        let rank = row.len();
+        row.push(WSuc { suc: b, weight });
+        EdgeIndex {
+            from: a,
+            successor_index: rank,
+        }
+    }
+}
+
+impl<'a, E, Ix> fmt::Debug for EdgeReferences<'a, E, Ix>
+where
+    E: fmt::Debug,
+    Ix: IndexType,
+{
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut edge_list = f.debug_list();
+        let iter: Self = self.clone();
+        for e in iter {
+            if std::mem::size_of::<E>() != 0 {
+                edge_list.entry(&(
+                    NoPretty((e.source().index(), e.target().index())),
+                    e.weight(),
+                ));
+            } else {
+                edge_list.entry(&NoPretty((e.source().index(), e.target().index())));
+            }
+        }
+        edge_list.finish()
+    }
+}
+
+impl<E, Ix> fmt::Debug for List<E, Ix>
+where
+    E: fmt::Debug,
+    Ix: IndexType,
+{
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut fmt_struct = f.debug_struct("adj::List");
+        fmt_struct.field("node_count", &self.node_count());
+        fmt_struct.field("edge_count", &self.edge_count());
+        if self.edge_count() > 0 {
+            fmt_struct.field("edges", &self.edge_references());
+        }
+        fmt_struct.finish()
+    }
+}
+
+impl<E, Ix> visit::GraphBase for List<E, Ix>
+where
+    Ix: IndexType,
+{
+    type NodeId = NodeIndex<Ix>;
+    type EdgeId = EdgeIndex<Ix>;
+}
+
+impl<E, Ix> visit::Visitable for List<E, Ix>
+where
+    Ix: IndexType,
+{
+    type Map = FixedBitSet;
+    fn visit_map(&self) -> FixedBitSet {
+        FixedBitSet::with_capacity(self.node_count())
+    }
+    fn reset_map(&self, map: &mut Self::Map) {
+        map.clear();
+        map.grow(self.node_count());
+    }
+}
+
+impl<'a, E, Ix: IndexType> visit::IntoNodeIdentifiers for &'a List<E, Ix> {
+    type NodeIdentifiers = NodeIndices<Ix>;
+    fn node_identifiers(self) -> NodeIndices<Ix> {
+        self.node_indices()
+    }
+}
+
+impl<Ix: IndexType> visit::NodeRef for NodeIndex<Ix> {
+    type NodeId = NodeIndex<Ix>;
+    type Weight = ();
+    fn id(&self) -> Self::NodeId {
+        *self
+    }
+    fn weight(&self) -> &Self::Weight {
+        &()
+    }
+}
+
+impl<'a, Ix: IndexType, E> visit::IntoNodeReferences for &'a List<E, Ix> {
+    type NodeRef = NodeIndex<Ix>;
+    type NodeReferences = NodeIndices<Ix>;
+    fn node_references(self) -> Self::NodeReferences {
+        self.node_indices()
+    }
+}
+
+impl<E, Ix: IndexType> visit::Data for List<E, Ix> {
+    type NodeWeight = ();
+    type EdgeWeight = E;
+}
+
+impl<'a, E, Ix: IndexType> IntoNeighbors for &'a List<E, Ix> {
+    type Neighbors = Neighbors<'a, E, Ix>;
+    /// Returns an iterator of all nodes with an edge starting from `a`.
+    /// Panics if `a` is out of bounds.
+    /// Use [`List::edge_indices_from`] instead if you do not want to borrow the adjacency list while
+    /// iterating.
+    fn neighbors(self, a: NodeIndex<Ix>) -> Self::Neighbors {
+        let proj: fn(&WSuc<E, Ix>) -> NodeIndex<Ix> = |x| x.suc;
+        let iter = self.suc[a.index()].iter().map(proj);
+        Neighbors { iter }
+    }
+}
+
+type SomeIter<'a, E, Ix> = std::iter::Map<
+    std::iter::Zip<std::iter::Enumerate<RowIter<'a, E, Ix>>, std::iter::Repeat<Ix>>,
+    fn(((usize, &'a WSuc<E, Ix>), Ix)) -> EdgeReference<'a, E, Ix>,
+>;
+
+iterator_wrap! {
+impl (Iterator) for
+/// An iterator over the [`EdgeReference`] of all the edges of the graph.
+struct EdgeReferences<'a, E, Ix> where { Ix: IndexType }
+item: EdgeReference<'a, E, Ix>,
+iter: std::iter::FlatMap<
+    std::iter::Enumerate<
+        std::slice::Iter<'a, Row<E, Ix>>
+    >,
+    SomeIter<'a, E, Ix>,
+    fn(
+        (usize, &'a Vec<WSuc<E, Ix>>)
+    ) -> SomeIter<'a, E, Ix>,
+>,
+}
+
+impl<'a, E, Ix: IndexType> Clone for EdgeReferences<'a, E, Ix> {
+    fn clone(&self) -> Self {
+        EdgeReferences {
+            iter: self.iter.clone(),
+        }
+    }
+}
+
+fn proj1<E, Ix: IndexType>(
+    ((successor_index, edge), from): ((usize, &WSuc<E, Ix>), Ix),
+) -> EdgeReference<E, Ix> {
+    let id = EdgeIndex {
+        from,
+        successor_index,
+    };
+    EdgeReference { id, edge }
+}
+fn proj2<E, Ix: IndexType>((row_index, row): (usize, &Vec<WSuc<E, Ix>>)) -> SomeIter<E, Ix> {
+    row.iter()
+        .enumerate()
+        .zip(std::iter::repeat(Ix::new(row_index)))
+        .map(proj1 as _)
+}
+
+impl<'a, Ix: IndexType, E> visit::IntoEdgeReferences for &'a List<E, Ix> {
+    type EdgeRef = EdgeReference<'a, E, Ix>;
+    type EdgeReferences = EdgeReferences<'a, E, Ix>;
+    fn edge_references(self) -> Self::EdgeReferences {
+        let iter = self.suc.iter().enumerate().flat_map(proj2 as _);
+        EdgeReferences { iter }
+    }
+}
+
+iterator_wrap! {
+impl (Iterator) for
+/// Iterator over the [`EdgeReference`] of the outgoing edges from a node.
+#[derive(Debug, Clone)]
+struct OutgoingEdgeReferences<'a, E, Ix> where { Ix: IndexType }
+item: EdgeReference<'a, E, Ix>,
+iter: SomeIter<'a, E, Ix>,
+}
+
+impl<'a, Ix: IndexType, E> visit::IntoEdges for &'a List<E, Ix> {
+    type Edges = OutgoingEdgeReferences<'a, E, Ix>;
+    fn edges(self, a: Self::NodeId) -> Self::Edges {
+        let iter = self.suc[a.index()]
+            .iter()
+            .enumerate()
+            .zip(std::iter::repeat(a))
+            .map(proj1 as _);
+        OutgoingEdgeReferences { iter }
+    }
+}
+
+impl<E, Ix: IndexType> visit::GraphProp for List<E, Ix> {
+    type EdgeType = crate::Directed;
+    fn is_directed(&self) -> bool {
+        true
+    }
+}
+
+impl<E, Ix: IndexType> NodeCount for List<E, Ix> {
+    /// Returns the number of nodes in the list
+    ///
+    /// Computes in **O(1)** time.
+    fn node_count(&self) -> usize {
+        self.suc.len()
+    }
+}
+
+impl<E, Ix: IndexType> EdgeCount for List<E, Ix> {
+    /// Returns the number of edges in the list
+    ///
+    /// Computes in **O(|V|)** time.
+    fn edge_count(&self) -> usize {
+        List::edge_count(self)
+    }
+}
+
+impl<E, Ix: IndexType> visit::NodeIndexable for List<E, Ix> {
+    fn node_bound(&self) -> usize {
+        self.node_count()
+    }
+    #[inline]
+    fn to_index(&self, a: Self::NodeId) -> usize {
+        a.index()
+    }
+    #[inline]
+    fn from_index(&self, i: usize) -> Self::NodeId {
+        Ix::new(i)
+    }
+}
+
+impl<E, Ix: IndexType> visit::NodeCompactIndexable for List<E, Ix> {}
+
+impl<E, Ix: IndexType> DataMap for List<E, Ix> {
+    fn node_weight(&self, n: Self::NodeId) -> Option<&()> {
+        if n.index() < self.suc.len() {
+            Some(&())
+        } else {
+            None
+        }
+    }
+
+    /// Accesses the weight of edge `e`
+    ///
+    /// Computes in **O(1)**
+    fn edge_weight(&self, e: EdgeIndex<Ix>) -> Option<&E> {
+        self.get_edge(e).map(|x| &x.weight)
+    }
+}
+
+impl<E, Ix: IndexType> DataMapMut for List<E, Ix> {
+    fn node_weight_mut(&mut self, n: Self::NodeId) -> Option<&mut ()> {
+        if n.index() < self.suc.len() {
+            // A hack to produce a &'static mut ()
+            // It does not actually allocate according to godbolt
+            let b = Box::new(());
+            Some(Box::leak(b))
+        } else {
+            None
+        }
+    }
+    /// Accesses the weight of edge `e`
+    ///
+    /// Computes in **O(1)**
+    fn edge_weight_mut(&mut self, e: EdgeIndex<Ix>) -> Option<&mut E> {
+        self.get_edge_mut(e).map(|x| &mut x.weight)
+    }
+}
+
+/// The adjacency matrix for **List** is a bitmap that's computed by
+/// `.adjacency_matrix()`.
+impl<E, Ix> GetAdjacencyMatrix for List<E, Ix>
+where
+    Ix: IndexType,
+{
+    type AdjMatrix = FixedBitSet;
+
+    fn adjacency_matrix(&self) -> FixedBitSet {
+        let n = self.node_count();
+        let mut matrix = FixedBitSet::with_capacity(n * n);
+        for edge in self.edge_references() {
+            let i = edge.source().index() * n + edge.target().index();
+            matrix.put(i);
+
+            let j = edge.source().index() + n * edge.target().index();
+            matrix.put(j);
+        }
+        matrix
+    }
+
+    fn is_adjacent(&self, matrix: &FixedBitSet, a: NodeIndex<Ix>, b: NodeIndex<Ix>) -> bool {
+        let n = self.edge_count();
+        let index = n * a.index() + b.index();
+        matrix.contains(index)
+    }
+}
+
+use std::collections::hash_map::Entry::{Occupied, Vacant};
+use std::collections::{BinaryHeap, HashMap};
+
+use std::hash::Hash;
+
+use crate::scored::MinScored;
+use crate::visit::{EdgeRef, GraphBase, IntoEdges, Visitable};
+
+use crate::algo::Measure;
+
+/// \[Generic\] A* shortest path algorithm.
+///
+/// Computes the shortest path from `start` to `finish`, including the total path cost.
+///
+/// `finish` is implicitly given via the `is_goal` callback, which should return `true` if the
+/// given node is the finish node.
+///
+/// The function `edge_cost` should return the cost for a particular edge. Edge costs must be
+/// non-negative.
+///
+/// The function `estimate_cost` should return the estimated cost to the finish for a particular
+/// node. For the algorithm to find the actual shortest path, it should be admissible, meaning that
+/// it should never overestimate the actual cost to get to the nearest goal node. Estimate costs
+/// must also be non-negative.
+///
+/// The graph should be `Visitable` and implement `IntoEdges`.
+///
+/// # Example
+/// ```
+/// use petgraph::Graph;
+/// use petgraph::algo::astar;
+///
+/// let mut g = Graph::new();
+/// let a = g.add_node((0., 0.));
+/// let b = g.add_node((2., 0.));
+/// let c = g.add_node((1., 1.));
+/// let d = g.add_node((0., 2.));
+/// let e = g.add_node((3., 3.));
+/// let f = g.add_node((4., 2.));
+/// g.extend_with_edges(&[
+///     (a, b, 2),
+///     (a, d, 4),
+///     (b, c, 1),
+///     (b, f, 7),
+///     (c, e, 5),
+///     (e, f, 1),
+///     (d, e, 1),
+/// ]);
+///
+/// // Graph represented with the weight of each edge
+/// // Edges with '*' are part of the optimal path.
+/// //
+/// //     2       1
+/// // a ----- b ----- c
+/// // | 4*    | 7     |
+/// // d       f       | 5
+/// // | 1*    | 1*    |
+/// // \------ e ------/
+///
+/// let path = astar(&g, a, |finish| finish == f, |e| *e.weight(), |_| 0);
+/// assert_eq!(path, Some((6, vec![a, d, e, f])));
+/// ```
+///
+/// Returns the total cost + the path of subsequent `NodeId` from start to finish, if one was
+/// found.
+pub fn astar<G, F, H, K, IsGoal>(
+    graph: G,
+    start: G::NodeId,
+    mut is_goal: IsGoal,
+    mut edge_cost: F,
+    mut estimate_cost: H,
+) -> Option<(K, Vec<G::NodeId>)>
+where
+    G: IntoEdges + Visitable,
+    IsGoal: FnMut(G::NodeId) -> bool,
+    G::NodeId: Eq + Hash,
+    F: FnMut(G::EdgeRef) -> K,
+    H: FnMut(G::NodeId) -> K,
+    K: Measure + Copy,
+{
+    let mut visit_next = BinaryHeap::new();
+    let mut scores = HashMap::new(); // g-values, cost to reach the node
+    let mut estimate_scores = HashMap::new(); // f-values, cost to reach + estimate cost to goal
+    let mut path_tracker = PathTracker::<G>::new();
+
+    let zero_score = K::default();
+    scores.insert(start, zero_score);
+    visit_next.push(MinScored(estimate_cost(start), start));
+
+    while let Some(MinScored(estimate_score, node)) = visit_next.pop() {
+        if is_goal(node) {
+            let path = path_tracker.reconstruct_path_to(node);
+            let cost = scores[&node];
+            return Some((cost, path));
+        }
+
+        // This lookup can be unwrapped without fear of panic since the node was necessarily scored
+        // before adding it to `visit_next`.
+        let node_score = scores[&node];
+
+        match estimate_scores.entry(node) {
+            Occupied(mut entry) => {
+                // If the node has already been visited with an equal or lower score than now, then
+                // we do not need to re-visit it.
+                if *entry.get() <= estimate_score {
+                    continue;
+                }
+                entry.insert(estimate_score);
+            }
+            Vacant(entry) => {
+                entry.insert(estimate_score);
+            }
+        }
+
+        for edge in graph.edges(node) {
+            let next = edge.target();
+            let next_score = node_score + edge_cost(edge);
+
+            match scores.entry(next) {
+                Occupied(mut entry) => {
+                    // No need to add neighbors that we have already reached through a shorter path
+                    // than now.
+                    if *entry.get() <= next_score {
+                        continue;
+                    }
+                    entry.insert(next_score);
+                }
+                Vacant(entry) => {
+                    entry.insert(next_score);
+                }
+            }
+
+            path_tracker.set_predecessor(next, node);
+            let next_estimate_score = next_score + estimate_cost(next);
+            visit_next.push(MinScored(next_estimate_score, next));
+        }
+    }
+
+    None
+}
+
+struct PathTracker<G>
+where
+    G: GraphBase,
+    G::NodeId: Eq + Hash,
+{
+    came_from: HashMap<G::NodeId, G::NodeId>,
+}
+
+impl<G> PathTracker<G>
+where
+    G: GraphBase,
+    G::NodeId: Eq + Hash,
+{
+    fn new() -> PathTracker<G> {
+        PathTracker {
+            came_from: HashMap::new(),
+        }
+    }
+
+    fn set_predecessor(&mut self, node: G::NodeId, previous: G::NodeId) {
+        self.came_from.insert(node, previous);
+    }
+
+    fn reconstruct_path_to(&self, last: G::NodeId) -> Vec<G::NodeId> {
+        let mut path = vec![last];
+
+        let mut current = last;
+        while let Some(&previous) = self.came_from.get(&current) {
+            path.push(previous);
+            current = previous;
+        }
+
+        path.reverse();
+
+        path
+    }
+}
+
+//! Bellman-Ford algorithms.
+
+use crate::prelude::*;
+
+use crate::visit::{IntoEdges, IntoNodeIdentifiers, NodeCount, NodeIndexable, VisitMap, Visitable};
+
+use super::{FloatMeasure, NegativeCycle};
+
+#[derive(Debug, Clone)]
+pub struct Paths<NodeId, EdgeWeight> {
+    pub distances: Vec<EdgeWeight>,
+    pub predecessors: Vec<Option<NodeId>>,
+}
+
+/// \[Generic\] Compute shortest paths from node `source` to all other.
+///
+/// Using the [Bellman–Ford algorithm][bf]; negative edge costs are
+/// permitted, but the graph must not have a cycle of negative weights
+/// (in that case it will return an error).
+///
+/// On success, return one vec with path costs, and another one which points
+/// out the predecessor of a node along a shortest path. The vectors
+/// are indexed by the graph's node indices.
+///
+/// [bf]: https://en.wikipedia.org/wiki/Bellman%E2%80%93Ford_algorithm
+///
+/// # Example
+/// ```rust
+/// use petgraph::Graph;
+/// use petgraph::algo::bellman_ford;
+/// use petgraph::prelude::*;
+///
+/// let mut g = Graph::new();
+/// let a = g.add_node(()); // node with no weight
+/// let b = g.add_node(());
+/// let c = g.add_node(());
+/// let d = g.add_node(());
+/// let e = g.add_node(());
+/// let f = g.add_node(());
+/// g.extend_with_edges(&[
+///     (0, 1, 2.0),
+///     (0, 3, 4.0),
+///     (1, 2, 1.0),
+///     (1, 5, 7.0),
+///     (2, 4, 5.0),
+///     (4, 5, 1.0),
+///     (3, 4, 1.0),
+/// ]);
+///
+/// // Graph represented with the weight of each edge
+/// //
+/// //     2       1
+/// // a ----- b ----- c
+/// // | 4     | 7     |
+/// // d       f       | 5
+/// // | 1     | 1     |
+/// // \------ e ------/
+///
+/// let path = bellman_ford(&g, a);
+/// assert!(path.is_ok());
+/// let path = path.unwrap();
+/// assert_eq!(path.distances, vec![    0.0,     2.0,    3.0,    4.0,     5.0,     6.0]);
+/// assert_eq!(path.predecessors, vec![None, Some(a),Some(b),Some(a), Some(d), Some(e)]);
+///
+/// // Node f (indice 5) can be reach from a with a path costing 6.
+/// // Predecessor of f is Some(e) which predecessor is Some(d) which predecessor is Some(a).
+/// // Thus the path from a to f is a <-> d <-> e <-> f
+///
+/// let graph_with_neg_cycle = Graph::<(), f32, Undirected>::from_edges(&[
+///         (0, 1, -2.0),
+///         (0, 3, -4.0),
+///         (1, 2, -1.0),
+///         (1, 5, -25.0),
+///         (2, 4, -5.0),
+///         (4, 5, -25.0),
+///         (3, 4, -1.0),
+/// ]);
+///
+/// assert!(bellman_ford(&graph_with_neg_cycle, NodeIndex::new(0)).is_err());
+/// ```
+pub fn bellman_ford<G>(
+    g: G,
+    source: G::NodeId,
+) -> Result<Paths<G::NodeId, G::EdgeWeight>, NegativeCycle>
+where
+    G: NodeCount + IntoNodeIdentifiers + IntoEdges + NodeIndexable,
+    G::EdgeWeight: FloatMeasure,
+{
+    let ix = |i| g.to_index(i);
+
+    // Step 1 and Step 2: initialize and relax
+    let (distances, predecessors) = bellman_ford_initialize_relax(g, source);
+
+    // Step 3: check for negative weight cycle
+    for i in g.node_identifiers() {
+        for edge in g.edges(i) {
+            let j = edge.target();
+            let w = *edge.weight();
+            if distances[ix(i)] + w < distances[ix(j)] {
+                return Err(NegativeCycle(()));
+            }
+        }
+    }
+
+    Ok(Paths {
+        distances,
+        predecessors,
+    })
+}
+
+/// \[Generic\] Find the path of a negative cycle reachable from node `source`.
+///
+/// Using the [find_negative_cycle][nc]; will search the Graph for negative cycles using
+/// [Bellman–Ford algorithm][bf]. If no negative cycle is found the function will return `None`.
+///
+/// If a negative cycle is found from source, return one vec with a path of `NodeId`s.
+///
+/// The time complexity of this algorithm should be the same as the Bellman-Ford (O(|V|·|E|)).
+///
+/// [nc]: https://blogs.asarkar.com/assets/docs/algorithms-curated/Negative-Weight%20Cycle%20Algorithms%20-%20Huang.pdf
+/// [bf]: https://en.wikipedia.org/wiki/Bellman%E2%80%93Ford_algorithm
+///
+/// # Example
+/// ```rust
+/// use petgraph::Graph;
+/// use petgraph::algo::find_negative_cycle;
+/// use petgraph::prelude::*;
+///
+/// let graph_with_neg_cycle = Graph::<(), f32, Directed>::from_edges(&[
+///         (0, 1, 1.),
+///         (0, 2, 1.),
+///         (0, 3, 1.),
+///         (1, 3, 1.),
+///         (2, 1, 1.),
+///         (3, 2, -3.),
+/// ]);
+///
+/// let path = find_negative_cycle(&graph_with_neg_cycle, NodeIndex::new(0));
+/// assert_eq!(
+///     path,
+///     Some([NodeIndex::new(1), NodeIndex::new(3), NodeIndex::new(2)].to_vec())
+/// );
+/// ```
+pub fn find_negative_cycle<G>(g: G, source: G::NodeId) -> Option<Vec<G::NodeId>>
+where
+    G: NodeCount + IntoNodeIdentifiers + IntoEdges + NodeIndexable + Visitable,
+    G::EdgeWeight: FloatMeasure,
+{
+    let ix = |i| g.to_index(i);
+    let mut path = Vec::<G::NodeId>::new();
+
+    // Step 1: initialize and relax
+    let (distance, predecessor) = bellman_ford_initialize_relax(g, source);
+
+    // Step 2: Check for negative weight cycle
+    'outer: for i in g.node_identifiers() {
+        for edge in g.edges(i) {
+            let j = edge.target();
+            let w = *edge.weight();
+            if distance[ix(i)] + w < distance[ix(j)] {
+                // Step 3: negative cycle found
+                let start = j;
+                let mut node = start;
+                let mut visited = g.visit_map();
+                // Go backward in the predecessor chain
+                loop {
+                    let ancestor = match predecessor[ix(node)] {
+                        Some(predecessor_node) => predecessor_node,
+                        None => node, // no predecessor, self cycle
+                    };
+                    // We have only 2 ways to find the cycle and break the loop:
+                    // 1. start is reached
+                    if ancestor == start {
+                        path.push(ancestor);
+                        break;
+                    }
+                    // 2. some node was reached twice
+                    else if visited.is_visited(&ancestor) {
+                        // Drop any node in path that is before the first ancestor
+                        let pos = path
+                            .iter()
+                            .position(|&p| p == ancestor)
+                            .expect("we should always have a position");
+                        path = path[pos..path.len()].to_vec();
+
+                        break;
+                    }
+
+                    // None of the above, some middle path node
+                    path.push(ancestor);
+                    visited.visit(ancestor);
+                    node = ancestor;
+                }
+                // We are done here
+                break 'outer;
+            }
+        }
+    }
+    if !path.is_empty() {
+        // Users will probably need to follow the path of the negative cycle
+        // so it should be in the reverse order than it was found by the algorithm.
+        path.reverse();
+        Some(path)
+    } else {
         None
     }
 }
 
-/// We don't ever actually need this. It's only required for derives.
-impl<'tcx> PartialEq for RustInterner<'tcx> {
-    fn eq(&self, _other: &Self) -> bool {
-        false
+// Perform Step 1 and Step 2 of the Bellman-Ford algorithm.
+#[inline(always)]
+fn bellman_ford_initialize_relax<G>(
+    g: G,
+    source: G::NodeId,
+) -> (Vec<G::EdgeWeight>, Vec<Option<G::NodeId>>)
+where
+    G: NodeCount + IntoNodeIdentifiers + IntoEdges + NodeIndexable,
+    G::EdgeWeight: FloatMeasure,
+{
+    // Step 1: initialize graph
+    let mut predecessor = vec![None; g.node_bound()];
+    let mut distance = vec![<_>::infinite(); g.node_bound()];
+    let ix = |i| g.to_index(i);
+    distance[ix(source)] = <_>::zero();
+
+    // Step 2: relax edges repeatedly
+    for _ in 1..g.node_count() {
+        let mut did_update = false;
+        for i in g.node_identifiers() {
+            for edge in g.edges(i) {
+                let j = edge.target();
+                let w = *edge.weight();
+                if distance[ix(i)] + w < distance[ix(j)] {
+                    distance[ix(j)] = distance[ix(i)] + w;
+                    predecessor[ix(j)] = Some(i);
+                    did_update = true;
+                }
+            }
+        }
+        if !did_update {
+            break;
+        }
     }
+    (distance, predecessor)
 }
 
-/// We don't ever actually need this. It's only required for derives.
-impl<'tcx> Eq for RustInterner<'tcx> {}
+use std::collections::hash_map::Entry::{Occupied, Vacant};
+use std::collections::{BinaryHeap, HashMap};
 
-impl fmt::Debug for RustInterner<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RustInterner")
-    }
-}
+use std::hash::Hash;
 
-// Right now, there is no interning at all. I was running into problems with
-// adding interning in `ty/context.rs` for Chalk types with
-// `parallel-compiler = true`. -jackh726
-impl<'tcx> chalk_ir::interner::Interner for RustInterner<'tcx> {
-    type InternedType = Box<chalk_ir::TyData<Self>>;
-    type InternedLifetime = Box<chalk_ir::LifetimeData<Self>>;
-    type InternedConst = Box<chalk_ir::ConstData<Self>>;
-    type InternedConcreteConst = ty::ValTree<'tcx>;
-    type InternedGenericArg = Box<chalk_ir::GenericArgData<Self>>;
-    type InternedGoal = Box<chalk_ir::GoalData<Self>>;
-    type InternedGoals = Vec<chalk_ir::Goal<Self>>;
-    type InternedSubstitution = Vec<chalk_ir::GenericArg<Self>>;
-    type InternedProgramClause = Box<chalk_ir::ProgramClauseData<Self>>;
-    type InternedProgramClauses = Vec<chalk_ir::ProgramClause<Self>>;
-    type InternedQuantifiedWhereClauses = Vec<chalk_ir::QuantifiedWhereClause<Self>>;
-    type InternedVariableKinds = Vec<chalk_ir::VariableKind<Self>>;
-    type InternedCanonicalVarKinds = Vec<chalk_ir::CanonicalVarKind<Self>>;
-    type InternedVariances = Vec<chalk_ir::Variance>;
-    type InternedConstraints = Vec<chalk_ir::InEnvironment<chalk_ir::Constraint<Self>>>;
-    type DefId = DefId;
-    type InternedAdtId = AdtDef<'tcx>;
-    type Identifier = ();
-    type FnAbi = Abi;
+use crate::algo::Measure;
+use crate::scored::MinScored;
+use crate::visit::{EdgeRef, IntoEdges, VisitMap, Visitable};
 
-    fn debug_program_clause_implication(
-        pci: &chalk_ir::ProgramClauseImplication<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        let mut write = || {
-            write!(fmt, "{:?}", pci.consequence)?;
-
-            let conditions = pci.conditions.interned();
-            let constraints = pci.constraints.interned();
-
-            let conds = conditions.len();
-            let consts = constraints.len();
-            if conds == 0 && consts == 0 {
-                return Ok(());
+/// \[Generic\] Dijkstra's shortest path algorithm.
+///
+/// Compute the length of the shortest path from `start` to every reachable
+/// node.
+///
+/// The graph should be `Visitable` and implement `IntoEdges`. The function
+/// `edge_cost` should return the cost for a particular edge, which is used
+/// to compute path costs. Edge costs must be non-negative.
+///
+/// If `goal` is not `None`, then the algorithm terminates once the `goal` node's
+/// cost is calculated.
+///
+/// Returns a `HashMap` that maps `NodeId` to path cost.
+/// # Example
+/// ```rust
+/// use petgraph::Graph;
+/// use petgraph::algo::dijkstra;
+/// use petgraph::prelude::*;
+/// use std::collections::HashMap;
+///
+/// let mut graph : Graph<(),(),Directed>= Graph::new();
+/// let a = graph.add_node(()); // node with no weight
+/// let b = graph.add_node(());
+/// let c = graph.add_node(());
+/// let d = graph.add_node(());
+/// let e = graph.add_node(());
+/// let f = graph.add_node(());
+/// let g = graph.add_node(());
+/// let h = graph.add_node(());
+/// // z will be in another connected component
+/// let z = graph.add_node(());
+///
+/// graph.extend_with_edges(&[
+///     (a, b),
+///     (b, c),
+///     (c, d),
+///     (d, a),
+///     (e, f),
+///     (b, e),
+///     (f, g),
+///     (g, h),
+///     (h, e)
+/// ]);
+/// // a ----> b ----> e ----> f
+/// // ^       |       ^       |
+/// // |       v       |       v
+/// // d <---- c       h <---- g
+///
+/// let expected_res: HashMap<NodeIndex, usize> = [
+///      (a, 3),
+///      (b, 0),
+///      (c, 1),
+///      (d, 2),
+///      (e, 1),
+///      (f, 2),
+///      (g, 3),
+///      (h, 4)
+///     ].iter().cloned().collect();
+/// let res = dijkstra(&graph,b,None, |_| 1);
+/// assert_eq!(res, expected_res);
+/// // z is not inside res because there is not path from b to z.
+/// ```
+pub fn dijkstra<G, F, K>(
+    graph: G,
+    start: G::NodeId,
+    goal: Option<G::NodeId>,
+    mut edge_cost: F,
+) -> HashMap<G::NodeId, K>
+where
+    G: IntoEdges + Visitable,
+    G::NodeId: Eq + Hash,
+    F: FnMut(G::EdgeRef) -> K,
+    K: Measure + Copy,
+{
+    let mut visited = graph.visit_map();
+    let mut scores = HashMap::new();
+    //let mut predecessor = HashMap::new();
+    let mut visit_next = BinaryHeap::new();
+    let zero_score = K::default();
+    scores.insert(start, zero_score);
+    visit_next.push(MinScored(zero_score, start));
+    while let Some(MinScored(node_score, node)) = visit_next.pop() {
+        if visited.is_visited(&node) {
+            continue;
+        }
+        if goal.as_ref() == Some(&node) {
+            break;
+        }
+        for edge in graph.edges(node) {
+            let next = edge.target();
+            if visited.is_visited(&next) {
+                continue;
             }
-
-            write!(fmt, " :- ")?;
-
-            if conds != 0 {
-                for cond in &conditions[..conds - 1] {
-                    write!(fmt, "{:?}, ", cond)?;
-                }
-                write!(fmt, "{:?}", conditions[conds - 1])?;
-            }
-
-            if conds != 0 && consts != 0 {
-                write!(fmt, " ; ")?;
-            }
-
-            if consts != 0 {
-                for constraint in &constraints[..consts - 1] {
-                    write!(fmt, "{:?}, ", constraint)?;
-                }
-                write!(fmt, "{:?}", constraints[consts - 1])?;
-            }
-
-            Ok(())
-        };
-        Some(write())
-    }
-
-    fn debug_substitution(
-        substitution: &chalk_ir::Substitution<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        Some(write!(fmt, "{:?}", substitution.interned()))
-    }
-
-    fn debug_separator_trait_ref(
-        separator_trait_ref: &chalk_ir::SeparatorTraitRef<'_, Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        let substitution = &separator_trait_ref.trait_ref.substitution;
-        let parameters = substitution.interned();
-        Some(write!(
-            fmt,
-            "{:?}{}{:?}{:?}",
-            parameters[0],
-            separator_trait_ref.separator,
-            separator_trait_ref.trait_ref.trait_id,
-            chalk_ir::debug::Angle(&parameters[1..])
-        ))
-    }
-
-    fn debug_quantified_where_clauses(
-        clauses: &chalk_ir::QuantifiedWhereClauses<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        Some(write!(fmt, "{:?}", clauses.interned()))
-    }
-
-    fn debug_ty(ty: &chalk_ir::Ty<Self>, fmt: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
-        match &ty.interned().kind {
-            chalk_ir::TyKind::Ref(chalk_ir::Mutability::Not, lifetime, ty) => {
-                Some(write!(fmt, "(&{:?} {:?})", lifetime, ty))
-            }
-            chalk_ir::TyKind::Ref(chalk_ir::Mutability::Mut, lifetime, ty) => {
-                Some(write!(fmt, "(&{:?} mut {:?})", lifetime, ty))
-            }
-            chalk_ir::TyKind::Array(ty, len) => Some(write!(fmt, "[{:?}; {:?}]", ty, len)),
-            chalk_ir::TyKind::Slice(ty) => Some(write!(fmt, "[{:?}]", ty)),
-            chalk_ir::TyKind::Tuple(len, substs) => Some((|| {
-                write!(fmt, "(")?;
-                for (idx, substitution) in substs.interned().iter().enumerate() {
-                    if idx == *len && *len != 1 {
-                        // Don't add a trailing comma if the tuple has more than one element
-                        write!(fmt, "{:?}", substitution)?;
-                    } else {
-                        write!(fmt, "{:?},", substitution)?;
+            let next_score = node_score + edge_cost(edge);
+            match scores.entry(next) {
+                Occupied(ent) => {
+                    if next_score < *ent.get() {
+                        *ent.into_mut() = next_score;
+                        visit_next.push(MinScored(next_score, next));
+                        //predecessor.insert(next.clone(), node.clone());
                     }
                 }
-                write!(fmt, ")")
-            })()),
+                Vacant(ent) => {
+                    ent.insert(next_score);
+                    visit_next.push(MinScored(next_score, next));
+                    //predecessor.insert(next.clone(), node.clone());
+                }
+            }
+        }
+        visited.visit(node);
+    }
+    scores
+}
+
+//! Compute dominators of a control-flow graph.
+//!
+//! # The Dominance Relation
+//!
+//! In a directed graph with a root node **R**, a node **A** is said to *dominate* a
+//! node **B** iff every path from **R** to **B** contains **A**.
+//!
+//! The node **A** is said to *strictly dominate* the node **B** iff **A** dominates
+//! **B** and **A ≠ B**.
+//!
+//! The node **A** is said to be the *immediate dominator* of a node **B** iff it
+//! strictly dominates **B** and there does not exist any node **C** where **A**
+//! dominates **C** and **C** dominates **B**.
+
+use std::cmp::Ordering;
+use std::collections::{hash_map::Iter, HashMap, HashSet};
+use std::hash::Hash;
+
+use crate::visit::{DfsPostOrder, GraphBase, IntoNeighbors, Visitable, Walker};
+
+/// The dominance relation for some graph and root.
+#[derive(Debug, Clone)]
+pub struct Dominators<N>
+where
+    N: Copy + Eq + Hash,
+{
+    root: N,
+    dominators: HashMap<N, N>,
+}
+
+impl<N> Dominators<N>
+where
+    N: Copy + Eq + Hash,
+{
+    /// Get the root node used to construct these dominance relations.
+    pub fn root(&self) -> N {
+        self.root
+    }
+
+    /// Get the immediate dominator of the given node.
+    ///
+    /// Returns `None` for any node that is not reachable from the root, and for
+    /// the root itself.
+    pub fn immediate_dominator(&self, node: N) -> Option<N> {
+        if node == self.root {
+            None
+        } else {
+            self.dominators.get(&node).cloned()
+        }
+    }
+
+    /// Iterate over the given node's strict dominators.
+    ///
+    /// If the given node is not reachable from the root, then `None` is
+    /// returned.
+    pub fn strict_dominators(&self, node: N) -> Option<DominatorsIter<N>> {
+        if self.dominators.contains_key(&node) {
+            Some(DominatorsIter {
+                dominators: self,
+                node: self.immediate_dominator(node),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Iterate over all of the given node's dominators (including the given
+    /// node itself).
+    ///
+    /// If the given node is not reachable from the root, then `None` is
+    /// returned.
+    pub fn dominators(&self, node: N) -> Option<DominatorsIter<N>> {
+        if self.dominators.contains_key(&node) {
+            Some(DominatorsIter {
+                dominators: self,
+                node: Some(node),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Iterate over all nodes immediately dominated by the given node (not
+    /// including the given node itself).
+    pub fn immediately_dominated_by(&self, node: N) -> DominatedByIter<N> {
+        DominatedByIter {
+            iter: self.dominators.iter(),
+            node,
+        }
+    }
+}
+
+/// Iterator for a node's dominators.
+#[derive(Debug, Clone)]
+pub struct DominatorsIter<'a, N>
+where
+    N: 'a + Copy + Eq + Hash,
+{
+    dominators: &'a Dominators<N>,
+    node: Option<N>,
+}
+
+impl<'a, N> Iterator for DominatorsIter<'a, N>
+where
+    N: 'a + Copy + Eq + Hash,
+{
+    type Item = N;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.node.take();
+        if let Some(next) = next {
+            self.node = self.dominators.immediate_dominator(next);
+        }
+        next
+    }
+}
+
+/// Iterator for nodes dominated by a given node.
+#[derive(Debug, Clone)]
+pub struct DominatedByIter<'a, N>
+where
+    N: 'a + Copy + Eq + Hash,
+{
+    iter: Iter<'a, N, N>,
+    node: N,
+}
+
+impl<'a, N> Iterator for DominatedByIter<'a, N>
+where
+    N: 'a + Copy + Eq + Hash,
+{
+    type Item = N;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(next) = self.iter.next() {
+            if next.1 == &self.node {
+                return Some(*next.0);
+            }
+        }
+        None
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (_, upper) = self.iter.size_hint();
+        (0, upper)
+    }
+}
+
+/// The undefined dominator sentinel, for when we have not yet discovered a
+/// node's dominator.
+const UNDEFINED: usize = ::std::usize::MAX;
+
+/// This is an implementation of the engineered ["Simple, Fast Dominance
+/// Algorithm"][0] discovered by Cooper et al.
+///
+/// This algorithm is **O(|V|²)**, and therefore has slower theoretical running time
+/// than the Lengauer-Tarjan algorithm (which is **O(|E| log |V|)**. However,
+/// Cooper et al found it to be faster in practice on control flow graphs of up
+/// to ~30,000 vertices.
+///
+/// [0]: http://www.cs.rice.edu/~keith/EMBED/dom.pdf
+pub fn simple_fast<G>(graph: G, root: G::NodeId) -> Dominators<G::NodeId>
+where
+    G: IntoNeighbors + Visitable,
+    <G as GraphBase>::NodeId: Eq + Hash,
+{
+    let (post_order, predecessor_sets) = simple_fast_post_order(graph, root);
+    let length = post_order.len();
+    debug_assert!(length > 0);
+    debug_assert!(post_order.last() == Some(&root));
+
+    // From here on out we use indices into `post_order` instead of actual
+    // `NodeId`s wherever possible. This greatly improves the performance of
+    // this implementation, but we have to pay a little bit of upfront cost to
+    // convert our data structures to play along first.
+
+    // Maps a node to its index into `post_order`.
+    let node_to_post_order_idx: HashMap<_, _> = post_order
+        .iter()
+        .enumerate()
+        .map(|(idx, &node)| (node, idx))
+        .collect();
+
+    // Maps a node's `post_order` index to its set of predecessors's indices
+    // into `post_order` (as a vec).
+    let idx_to_predecessor_vec =
+        predecessor_sets_to_idx_vecs(&post_order, &node_to_post_order_idx, predecessor_sets);
+
+    let mut dominators = vec![UNDEFINED; length];
+    dominators[length - 1] = length - 1;
+
+    let mut changed = true;
+    while changed {
+        changed = false;
+
+        // Iterate in reverse post order, skipping the root.
+
+        for idx in (0..length - 1).rev() {
+            debug_assert!(post_order[idx] != root);
+
+            // Take the intersection of every predecessor's dominator set; that
+            // is the current best guess at the immediate dominator for this
+            // node.
+
+            let new_idom_idx = {
+                let mut predecessors = idx_to_predecessor_vec[idx]
+                    .iter()
+                    .filter(|&&p| dominators[p] != UNDEFINED);
+                let new_idom_idx = predecessors.next().expect(
+                    "Because the root is initialized to dominate itself, and is the \
+                     first node in every path, there must exist a predecessor to this \
+                     node that also has a dominator",
+                );
+                predecessors.fold(*new_idom_idx, |new_idom_idx, &predecessor_idx| {
+                    intersect(&dominators, new_idom_idx, predecessor_idx)
+                })
+            };
+
+            debug_assert!(new_idom_idx < length);
+
+            if new_idom_idx != dominators[idx] {
+                dominators[idx] = new_idom_idx;
+                changed = true;
+            }
+        }
+    }
+
+    // All done! Translate the indices back into proper `G::NodeId`s.
+
+    debug_assert!(!dominators.iter().any(|&dom| dom == UNDEFINED));
+
+    Dominators {
+        root,
+        dominators: dominators
+            .into_iter()
+            .enumerate()
+            .map(|(idx, dom_idx)| (post_order[idx], post_order[dom_idx]))
+            .collect(),
+    }
+}
+
+fn intersect(dominators: &[usize], mut finger1: usize, mut finger2: usize) -> usize {
+    loop {
+        match finger1.cmp(&finger2) {
+            Ordering::Less => finger1 = dominators[finger1],
+            Ordering::Greater => finger2 = dominators[finger2],
+            Ordering::Equal => return finger1,
+        }
+    }
+}
+
+fn predecessor_sets_to_idx_vecs<N>(
+    post_order: &[N],
+    node_to_post_order_idx: &HashMap<N, usize>,
+    mut predecessor_sets: HashMap<N, HashSet<N>>,
+) -> Vec<Vec<usize>>
+where
+    N: Copy + Eq + Hash,
+{
+    post_order
+        .iter()
+        .map(|node| {
+            predecessor_sets
+                .remove(node)
+                .map(|predecessors| {
+                    predecessors
+                        .into_iter()
+                        .map(|p| *node_to_post_order_idx.get(&p).unwrap())
+                        .collect()
+                })
+                .unwrap_or_else(Vec::new)
+        })
+        .collect()
+}
+
+type PredecessorSets<NodeId> = HashMap<NodeId, HashSet<NodeId>>;
+
+fn simple_fast_post_order<G>(
+    graph: G,
+    root: G::NodeId,
+) -> (Vec<G::NodeId>, PredecessorSets<G::NodeId>)
+where
+    G: IntoNeighbors + Visitable,
+    <G as GraphBase>::NodeId: Eq + Hash,
+{
+    let mut post_order = vec![];
+    let mut predecessor_sets = HashMap::new();
+
+    for node in DfsPostOrder::new(graph, root).iter(graph) {
+        post_order.push(node);
+
+        for successor in graph.neighbors(node) {
+            predecessor_sets
+                .entry(successor)
+                .or_insert_with(HashSet::new)
+                .insert(node);
+        }
+    }
+
+    (post_order, predecessor_sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_iter_dominators() {
+        let doms: Dominators<u32> = Dominators {
+            root: 0,
+            dominators: [(2, 1), (1, 0), (0, 0)].iter().cloned().collect(),
+        };
+
+        let all_doms: Vec<_> = doms.dominators(2).unwrap().collect();
+        assert_eq!(vec![2, 1, 0], all_doms);
+
+        assert_eq!(None::<()>, doms.dominators(99).map(|_| unreachable!()));
+
+        let strict_doms: Vec<_> = doms.strict_dominators(2).unwrap().collect();
+        assert_eq!(vec![1, 0], strict_doms);
+
+        assert_eq!(
+            None::<()>,
+            doms.strict_dominators(99).map(|_| unreachable!())
+        );
+
+        let dom_by: Vec<_> = doms.immediately_dominated_by(1).collect();
+        assert_eq!(vec![2], dom_by);
+        assert_eq!(None, doms.immediately_dominated_by(99).next());
+    }
+}
+
+use std::{
+    collections::{HashMap, VecDeque},
+    ops::{Index, IndexMut},
+};
+
+use crate::{
+    graph::{GraphIndex, NodeIndex},
+    visit::{EdgeRef, GraphProp, IntoEdgeReferences},
+    Directed,
+};
+
+use self::linked_list::{LinkedList, LinkedListEntry};
+
+/// \[Generic\] Finds a [feedback arc set]: a set of edges in the given directed graph, which when
+/// removed, make the graph acyclic.
+///
+/// Uses a [greedy heuristic algorithm] to select a small number of edges, but does not necessarily
+/// find the minimum feedback arc set. Time complexity is roughly **O(|E|)** for an input graph with
+/// edges **E**.
+///
+/// Does not consider edge/node weights when selecting edges for the feedback arc set.
+///
+/// Loops (edges to and from the same node) are always included in the returned set.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "stable_graph")] {
+/// use petgraph::{
+///     algo::{greedy_feedback_arc_set, is_cyclic_directed},
+///     graph::EdgeIndex,
+///     stable_graph::StableGraph,
+///     visit::EdgeRef,
+/// };
+///
+/// let mut g: StableGraph<(), ()> = StableGraph::from_edges(&[
+///     (0, 1),
+///     (1, 2),
+///     (2, 3),
+///     (3, 4),
+///     (4, 5),
+///     (5, 0),
+///     (4, 1),
+///     (1, 3),
+/// ]);
+///
+/// assert!(is_cyclic_directed(&g));
+///
+/// let fas: Vec<EdgeIndex> = greedy_feedback_arc_set(&g).map(|e| e.id()).collect();
+///
+/// // Remove edges in feedback arc set from original graph
+/// for edge_id in fas {
+///     g.remove_edge(edge_id);
+/// }
+///
+/// assert!(!is_cyclic_directed(&g));
+/// # }
+/// ```
+///
+/// [feedback arc set]: https://en.wikipedia.org/wiki/Feedback_arc_set
+/// [greedy heuristic algorithm]: https://doi.org/10.1016/0020-0190(93)90079-O
+pub fn greedy_feedback_arc_set<G>(g: G) -> impl Iterator<Item = G::EdgeRef>
+where
+    G: IntoEdgeReferences + GraphProp<EdgeType = Directed>,
+    G::NodeId: GraphIndex,
+    G: crate::visit::NodeCount,
+{
+    let node_seq = good_node_sequence(g.edge_references().map(|e| {
+        (
+            NodeIndex::new(e.source().index()),
+            NodeIndex::new(e.target().index()),
+        )
+    }));
+
+    g.edge_references()
+        .filter(move |e| node_seq[&e.source().index()] >= node_seq[&e.target().index()])
+}
+
+fn good_node_sequence(
+    edge_refs: impl Iterator<Item = (NodeIndex<usize>, NodeIndex<usize>)>,
+) -> HashMap<usize, usize> {
+    let mut nodes = FasNodeContainer { nodes: Vec::new() };
+    let mut buckets = Buckets {
+        sinks_or_isolated: NodeLinkedList::new(),
+        sources: NodeLinkedList::new(),
+        bidirectional_pve_dd: Vec::new(),
+        bidirectional_nve_dd: Vec::new(),
+    };
+    // Lookup of node indices from input graph to indices into `nodes`
+    let mut graph_ix_lookup = HashMap::new();
+
+    // Build node entries
+    for (from_g_ix, to_g_ix) in edge_refs {
+        let mut fas_node_entry = |g_ix: NodeIndex<usize>| -> FasNodeIndex {
+            match graph_ix_lookup.get(&g_ix) {
+                Some(fas_ix) => *fas_ix,
+                None => {
+                    let fas_ix = FasNodeIndex(nodes.nodes.len());
+
+                    nodes.nodes.push(LinkedListEntry::new(FasNode {
+                        graph_ix: g_ix,
+                        out_edges: Vec::new(),
+                        in_edges: Vec::new(),
+                        out_degree: 0,
+                        in_degree: 0,
+                    }));
+
+                    graph_ix_lookup.insert(g_ix, fas_ix);
+
+                    fas_ix
+                }
+            }
+        };
+
+        let from_fas_ix = fas_node_entry(from_g_ix);
+        let to_fas_ix = fas_node_entry(to_g_ix);
+
+        nodes[from_fas_ix].data().out_edges.push(to_fas_ix);
+        nodes[to_fas_ix].data().in_edges.push(from_fas_ix);
+    }
+
+    // Set initial in/out-degrees
+    for entry in nodes.nodes.iter_mut() {
+        let node = entry.data();
+        node.out_degree = node.out_edges.len();
+        node.in_degree = node.in_edges.len();
+    }
+
+    // Add nodes to initial lists
+    for i in 0..nodes.nodes.len() {
+        let fas_ix = FasNodeIndex(i);
+        buckets
+            .suitable_bucket(fas_ix, &mut nodes)
+            .push_front(fas_ix, &mut nodes);
+    }
+
+    let mut s_1 = VecDeque::new();
+    let mut s_2 = VecDeque::new();
+
+    loop {
+        let mut some_moved = false;
+
+        while let Some(sink_fas_ix) = buckets.sinks_or_isolated.pop(&mut nodes) {
+            some_moved = true;
+            buckets.update_neighbour_node_buckets(sink_fas_ix, &mut nodes);
+            s_2.push_front(nodes[sink_fas_ix].data().graph_ix);
+        }
+
+        while let Some(source_fas_ix) = buckets.sources.pop(&mut nodes) {
+            some_moved = true;
+            buckets.update_neighbour_node_buckets(source_fas_ix, &mut nodes);
+            s_1.push_back(nodes[source_fas_ix].data().graph_ix);
+        }
+
+        if let Some(list) = buckets
+            .bidirectional_pve_dd
+            .iter_mut()
+            .rev()
+            .chain(buckets.bidirectional_nve_dd.iter_mut())
+            .find(|b| b.start.is_some())
+        {
+            let highest_dd_fas_ix = list.pop(&mut nodes).unwrap();
+            some_moved = true;
+            buckets.update_neighbour_node_buckets(highest_dd_fas_ix, &mut nodes);
+            s_1.push_back(nodes[highest_dd_fas_ix].data().graph_ix);
+
+            Buckets::trim_bucket_list(&mut buckets.bidirectional_pve_dd);
+            Buckets::trim_bucket_list(&mut buckets.bidirectional_nve_dd);
+        }
+
+        if !some_moved {
+            break;
+        }
+    }
+
+    s_1.into_iter()
+        .chain(s_2)
+        .enumerate()
+        .map(|(seq_order, node_index)| (node_index.index(), seq_order))
+        .collect()
+}
+
+type NodeLinkedList = LinkedList<FasNode, FasNodeContainer, FasNodeIndex>;
+
+#[derive(Debug)]
+struct FasNodeContainer {
+    nodes: Vec<LinkedListEntry<FasNode, FasNodeIndex>>,
+}
+
+impl Index<FasNodeIndex> for FasNodeContainer {
+    type Output = LinkedListEntry<FasNode, FasNodeIndex>;
+
+    fn index(&self, index: FasNodeIndex) -> &Self::Output {
+        &self.nodes[index.0]
+    }
+}
+
+impl IndexMut<FasNodeIndex> for FasNodeContainer {
+    fn index_mut(&mut self, index: FasNodeIndex) -> &mut Self::Output {
+        &mut self.nodes[index.0]
+    }
+}
+
+#[derive(Debug)]
+struct Buckets {
+    sinks_or_isolated: NodeLinkedList,
+    sources: NodeLinkedList,
+    /// Bidirectional nodes with positive-or-0 delta degree
+    bidirectional_pve_dd: Vec<NodeLinkedList>,
+    /// Bidirectional nodes with negative delta degree (index 0 is -1 dd, 1 is -2 etc)
+    bidirectional_nve_dd: Vec<NodeLinkedList>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct FasNodeIndex(usize);
+
+/// Represents a node from the input graph, tracking its current delta degree
+#[derive(Debug)]
+struct FasNode {
+    /// Node index in input graph.
+    graph_ix: NodeIndex<usize>,
+
+    /// All outward edges from this node (not removed during processing)
+    out_edges: Vec<FasNodeIndex>,
+
+    /// All inward edges from this node (not removed during processing)
+    in_edges: Vec<FasNodeIndex>,
+
+    /// Current out-degree of this node (decremented during processing as connected nodes are
+    /// removed)
+    out_degree: usize,
+
+    /// Current in-degree of this node (decremented during processing as connected nodes are
+    /// removed)
+    in_degree: usize,
+}
+
+impl Buckets {
+    fn suitable_bucket(
+        &mut self,
+        ix: FasNodeIndex,
+        nodes: &mut FasNodeContainer,
+    ) -> &mut NodeLinkedList {
+        let node = nodes[ix].data();
+
+        if node.out_degree == 0 {
+            &mut self.sinks_or_isolated
+        } else if node.in_degree == 0 {
+            &mut self.sources
+        } else {
+            let delta_degree = node.out_degree as isize - node.in_degree as isize;
+
+            if delta_degree >= 0 {
+                let bucket_ix = delta_degree as usize;
+
+                if self.bidirectional_pve_dd.len() <= bucket_ix {
+                    self.bidirectional_pve_dd
+                        .resize_with(bucket_ix + 1, NodeLinkedList::new);
+                }
+
+                &mut self.bidirectional_pve_dd[bucket_ix]
+            } else {
+                let bucket_ix = (-delta_degree - 1) as usize;
+
+                if self.bidirectional_nve_dd.len() <= bucket_ix {
+                    self.bidirectional_nve_dd
+                        .resize_with(bucket_ix + 1, NodeLinkedList::new);
+                }
+
+                &mut self.bidirectional_nve_dd[bucket_ix]
+            }
+        }
+    }
+
+    fn update_neighbour_node_buckets(&mut self, ix: FasNodeIndex, nodes: &mut FasNodeContainer) {
+        for i in 0..nodes[ix].data().out_edges.len() {
+            let out_ix = nodes[ix].data().out_edges[i];
+
+            if out_ix == ix {
+                continue;
+            }
+
+            // Ignore nodes which have already been moved to the good sequence
+            if !nodes[out_ix].is_in_list() {
+                continue;
+            }
+
+            self.suitable_bucket(out_ix, nodes).remove(out_ix, nodes);
+
+            // Other node has lost an in-edge; reduce in-degree by 1
+            nodes[out_ix].data().in_degree -= 1;
+
+            self.suitable_bucket(out_ix, nodes)
+                .push_front(out_ix, nodes);
+        }
+
+        for i in 0..nodes[ix].data().in_edges.len() {
+            let in_ix = nodes[ix].data().in_edges[i];
+
+            if in_ix == ix {
+                continue;
+            }
+
+            // Ignore nodes which have already been moved to the good sequence
+            if !nodes[in_ix].is_in_list() {
+                continue;
+            }
+
+            self.suitable_bucket(in_ix, nodes).remove(in_ix, nodes);
+
+            // Other node has lost an out-edge; reduce out-degree by 1
+            nodes[in_ix].data().out_degree -= 1;
+
+            self.suitable_bucket(in_ix, nodes).push_front(in_ix, nodes);
+        }
+    }
+
+    fn trim_bucket_list(list: &mut Vec<NodeLinkedList>) {
+        let trunc_len = if let Some(highest_populated_index) =
+            (0..list.len()).rev().find(|i| list[*i].start.is_some())
+        {
+            highest_populated_index + 1
+        } else {
+            0
+        };
+
+        list.truncate(trunc_len);
+    }
+}
+
+mod linked_list {
+    use std::{marker::PhantomData, ops::IndexMut};
+
+    #[derive(PartialEq, Debug)]
+    pub struct LinkedList<Data, Container, Ix> {
+        pub start: Option<Ix>,
+        marker: PhantomData<(Data, Container)>,
+    }
+
+    #[derive(Debug)]
+    pub struct LinkedListEntry<Data, Ix> {
+        pos: Option<LinkedListPosition<Ix>>,
+        data: Data,
+    }
+
+    #[derive(Debug)]
+    struct LinkedListPosition<Ix> {
+        prev: Option<Ix>,
+        next: Option<Ix>,
+    }
+
+    impl<Data, Ix> LinkedListEntry<Data, Ix> {
+        pub fn new(data: Data) -> Self {
+            LinkedListEntry { pos: None, data }
+        }
+
+        pub fn data(&mut self) -> &mut Data {
+            &mut self.data
+        }
+
+        pub fn is_in_list(&mut self) -> bool {
+            self.pos.is_some()
+        }
+
+        fn pos_mut(&mut self) -> &mut LinkedListPosition<Ix> {
+            self.pos
+                .as_mut()
+                .expect("expected linked list entry to have populated position")
+        }
+    }
+
+    impl<Data, Container, Ix> LinkedList<Data, Container, Ix>
+    where
+        Container: IndexMut<Ix, Output = LinkedListEntry<Data, Ix>>,
+        Ix: PartialEq + Copy,
+    {
+        pub fn new() -> Self {
+            LinkedList {
+                start: None,
+                marker: PhantomData,
+            }
+        }
+
+        pub fn push_front(&mut self, push_ix: Ix, container: &mut Container) {
+            if let Some(start_ix) = self.start {
+                let entry = &mut container[start_ix];
+                entry.pos_mut().prev = Some(push_ix);
+            }
+
+            let push_entry = &mut container[push_ix];
+            push_entry.pos = Some(LinkedListPosition {
+                next: self.start,
+                prev: None,
+            });
+
+            self.start = Some(push_ix);
+        }
+
+        pub fn pop(&mut self, container: &mut Container) -> Option<Ix> {
+            if let Some(remove_ix) = self.start {
+                self.remove(remove_ix, container);
+                Some(remove_ix)
+            } else {
+                None
+            }
+        }
+
+        /// `remove_ix` **must** be a member of the list headed by `self`
+        pub fn remove(&mut self, remove_ix: Ix, container: &mut Container) {
+            debug_assert!(
+                self.to_vec(container).contains(&remove_ix),
+                "node to remove should be member of current linked list"
+            );
+
+            let remove_entry = &mut container[remove_ix];
+            let ll_entry = remove_entry.pos.take().unwrap();
+
+            if let Some(prev_ix) = ll_entry.prev {
+                let prev_node = &mut container[prev_ix];
+                prev_node.pos_mut().next = ll_entry.next;
+            }
+
+            if let Some(next_ix) = ll_entry.next {
+                let next_node = &mut container[next_ix];
+                next_node.pos_mut().prev = ll_entry.prev;
+            }
+
+            // If the removed node was head of the list
+            if self.start == Some(remove_ix) {
+                self.start = ll_entry.next;
+            }
+        }
+
+        /// For debug purposes
+        fn to_vec(&self, container: &mut Container) -> Vec<Ix> {
+            let mut ixs = Vec::new();
+
+            let mut node_ix = self.start;
+
+            while let Some(n_ix) = node_ix {
+                ixs.push(n_ix);
+
+                node_ix = container[n_ix].pos_mut().next;
+            }
+
+            ixs
+        }
+    }
+}
+
+use std::collections::HashMap;
+
+use std::hash::Hash;
+
+use crate::algo::{BoundedMeasure, NegativeCycle};
+use crate::visit::{EdgeRef, IntoEdgeReferences, IntoNodeIdentifiers, NodeCompactIndexable};
+
+#[allow(clippy::type_complexity, clippy::needless_range_loop)]
+/// \[Generic\] [Floyd–Warshall algorithm](https://en.wikipedia.org/wiki/Floyd%E2%80%93Warshall_algorithm) is an algorithm for all pairs shortest path problem
+///
+/// Compute shortest paths in a weighted graph with positive or negative edge weights (but with no negative cycles)
+///
+/// # Arguments
+/// * `graph`: graph with no negative cycle
+/// * `edge_cost`: closure that returns cost of a particular edge
+///
+/// # Returns
+/// * `Ok`: (if graph contains no negative cycle) a hashmap containing all pairs shortest paths
+/// * `Err`: if graph contains negative cycle.
+///
+/// # Examples
+/// ```rust
+/// use petgraph::{prelude::*, Graph, Directed};
+/// use petgraph::algo::floyd_warshall;
+/// use std::collections::HashMap;
+///
+/// let mut graph: Graph<(), (), Directed> = Graph::new();
+/// let a = graph.add_node(());
+/// let b = graph.add_node(());
+/// let c = graph.add_node(());
+/// let d = graph.add_node(());
+///
+/// graph.extend_with_edges(&[
+///    (a, b),
+///    (a, c),
+///    (a, d),
+///    (b, c),
+///    (b, d),
+///    (c, d)
+/// ]);
+///
+/// let weight_map: HashMap<(NodeIndex, NodeIndex), i32> = [
+///    ((a, a), 0), ((a, b), 1), ((a, c), 4), ((a, d), 10),
+///    ((b, b), 0), ((b, c), 2), ((b, d), 2),
+///    ((c, c), 0), ((c, d), 2)
+/// ].iter().cloned().collect();
+/// //     ----- b --------
+/// //    |      ^         | 2
+/// //    |    1 |    4    v
+/// //  2 |      a ------> c
+/// //    |   10 |         | 2
+/// //    |      v         v
+/// //     --->  d <-------
+///
+/// let inf = std::i32::MAX;
+/// let expected_res: HashMap<(NodeIndex, NodeIndex), i32> = [
+///    ((a, a), 0), ((a, b), 1), ((a, c), 3), ((a, d), 3),
+///    ((b, a), inf), ((b, b), 0), ((b, c), 2), ((b, d), 2),
+///    ((c, a), inf), ((c, b), inf), ((c, c), 0), ((c, d), 2),
+///    ((d, a), inf), ((d, b), inf), ((d, c), inf), ((d, d), 0),
+/// ].iter().cloned().collect();
+///
+///
+/// let res = floyd_warshall(&graph, |edge| {
+///     if let Some(weight) = weight_map.get(&(edge.source(), edge.target())) {
+///         *weight
+///     } else {
+///         inf
+///     }
+/// }).unwrap();
+///
+/// let nodes = [a, b, c, d];
+/// for node1 in &nodes {
+///     for node2 in &nodes {
+///         assert_eq!(res.get(&(*node1, *node2)).unwrap(), expected_res.get(&(*node1, *node2)).unwrap());
+///     }
+/// }
+/// ```
+pub fn floyd_warshall<G, F, K>(
+    graph: G,
+    mut edge_cost: F,
+) -> Result<HashMap<(G::NodeId, G::NodeId), K>, NegativeCycle>
+where
+    G: NodeCompactIndexable + IntoEdgeReferences + IntoNodeIdentifiers,
+    G::NodeId: Eq + Hash,
+    F: FnMut(G::EdgeRef) -> K,
+    K: BoundedMeasure + Copy,
+{
+    let num_of_nodes = graph.node_count();
+
+    // |V|x|V| matrix
+    let mut dist = vec![vec![K::max(); num_of_nodes]; num_of_nodes];
+
+    // init distances of paths with no intermediate nodes
+    for edge in graph.edge_references() {
+        dist[graph.to_index(edge.source())][graph.to_index(edge.target())] = edge_cost(edge);
+    }
+
+    // distance of each node to itself is 0(default value)
+    for node in graph.node_identifiers() {
+        dist[graph.to_index(node)][graph.to_index(node)] = K::default();
+    }
+
+    for k in 0..num_of_nodes {
+        for i in 0..num_of_nodes {
+            for j in 0..num_of_nodes {
+                let (result, overflow) = dist[i][k].overflowing_add(dist[k][j]);
+                if !overflow && dist[i][j] > result {
+                    dist[i][j] = result;
+                }
+            }
+        }
+    }
+
+    // value less than 0(default value) indicates a negative cycle
+    for i in 0..num_of_nodes {
+        if dist[i][i] < K::default() {
+            return Err(NegativeCycle(()));
+        }
+    }
+
+    let mut distance_map: HashMap<(G::NodeId, G::NodeId), K> =
+        HashMap::with_capacity(num_of_nodes * num_of_nodes);
+
+    for i in 0..num_of_nodes {
+        for j in 0..num_of_nodes {
+            distance_map.insert((graph.from_index(i), graph.from_index(j)), dist[i][j]);
+        }
+    }
+
+    Ok(distance_map)
+}
+
+use crate::data::DataMap;
+use crate::visit::EdgeCount;
+use crate::visit::EdgeRef;
+use crate::visit::GetAdjacencyMatrix;
+use crate::visit::GraphBase;
+use crate::visit::GraphProp;
+use crate::visit::IntoEdgesDirected;
+use crate::visit::IntoNeighborsDirected;
+use crate::visit::NodeCompactIndexable;
+use crate::{Incoming, Outgoing};
+
+use self::semantic::EdgeMatcher;
+use self::semantic::NoSemanticMatch;
+use self::semantic::NodeMatcher;
+use self::state::Vf2State;
+
+mod state {
+    use super::*;
+
+    #[derive(Debug)]
+    // TODO: make mapping generic over the index type of the other graph.
+    pub struct Vf2State<'a, G: GetAdjacencyMatrix> {
+        /// A reference to the graph this state was built from.
+        pub graph: &'a G,
+        /// The current mapping M(s) of nodes from G0 → G1 and G1 → G0,
+        /// `usize::MAX` for no mapping.
+        pub mapping: Vec<usize>,
+        /// out[i] is non-zero if i is in either M_0(s) or Tout_0(s)
+        /// These are all the next vertices that are not mapped yet, but
+        /// have an outgoing edge from the mapping.
+        out: Vec<usize>,
+        /// ins[i] is non-zero if i is in either M_0(s) or Tin_0(s)
+        /// These are all the incoming vertices, those not mapped yet, but
+        /// have an edge from them into the mapping.
+        /// Unused if graph is undirected -- it's identical with out in that case.
+        ins: Vec<usize>,
+        pub out_size: usize,
+        pub ins_size: usize,
+        pub adjacency_matrix: G::AdjMatrix,
+        generation: usize,
+    }
+
+    impl<'a, G> Vf2State<'a, G>
+    where
+        G: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+    {
+        pub fn new(g: &'a G) -> Self {
+            let c0 = g.node_count();
+            Vf2State {
+                graph: g,
+                mapping: vec![std::usize::MAX; c0],
+                out: vec![0; c0],
+                ins: vec![0; c0 * (g.is_directed() as usize)],
+                out_size: 0,
+                ins_size: 0,
+                adjacency_matrix: g.adjacency_matrix(),
+                generation: 0,
+            }
+        }
+
+        /// Return **true** if we have a complete mapping
+        pub fn is_complete(&self) -> bool {
+            self.generation == self.mapping.len()
+        }
+
+        /// Add mapping **from** <-> **to** to the state.
+        pub fn push_mapping(&mut self, from: G::NodeId, to: usize) {
+            self.generation += 1;
+            self.mapping[self.graph.to_index(from)] = to;
+            // update T0 & T1 ins/outs
+            // T0out: Node in G0 not in M0 but successor of a node in M0.
+            // st.out[0]: Node either in M0 or successor of M0
+            for ix in self.graph.neighbors_directed(from, Outgoing) {
+                if self.out[self.graph.to_index(ix)] == 0 {
+                    self.out[self.graph.to_index(ix)] = self.generation;
+                    self.out_size += 1;
+                }
+            }
+            if self.graph.is_directed() {
+                for ix in self.graph.neighbors_directed(from, Incoming) {
+                    if self.ins[self.graph.to_index(ix)] == 0 {
+                        self.ins[self.graph.to_index(ix)] = self.generation;
+                        self.ins_size += 1;
+                    }
+                }
+            }
+        }
+
+        /// Restore the state to before the last added mapping
+        pub fn pop_mapping(&mut self, from: G::NodeId) {
+            // undo (n, m) mapping
+            self.mapping[self.graph.to_index(from)] = std::usize::MAX;
+
+            // unmark in ins and outs
+            for ix in self.graph.neighbors_directed(from, Outgoing) {
+                if self.out[self.graph.to_index(ix)] == self.generation {
+                    self.out[self.graph.to_index(ix)] = 0;
+                    self.out_size -= 1;
+                }
+            }
+            if self.graph.is_directed() {
+                for ix in self.graph.neighbors_directed(from, Incoming) {
+                    if self.ins[self.graph.to_index(ix)] == self.generation {
+                        self.ins[self.graph.to_index(ix)] = 0;
+                        self.ins_size -= 1;
+                    }
+                }
+            }
+
+            self.generation -= 1;
+        }
+
+        /// Find the next (least) node in the Tout set.
+        pub fn next_out_index(&self, from_index: usize) -> Option<usize> {
+            self.out[from_index..]
+                .iter()
+                .enumerate()
+                .find(move |&(index, &elt)| {
+                    elt > 0 && self.mapping[from_index + index] == std::usize::MAX
+                })
+                .map(|(index, _)| index)
+        }
+
+        /// Find the next (least) node in the Tin set.
+        pub fn next_in_index(&self, from_index: usize) -> Option<usize> {
+            if !self.graph.is_directed() {
+                return None;
+            }
+            self.ins[from_index..]
+                .iter()
+                .enumerate()
+                .find(move |&(index, &elt)| {
+                    elt > 0 && self.mapping[from_index + index] == std::usize::MAX
+                })
+                .map(|(index, _)| index)
+        }
+
+        /// Find the next (least) node in the N - M set.
+        pub fn next_rest_index(&self, from_index: usize) -> Option<usize> {
+            self.mapping[from_index..]
+                .iter()
+                .enumerate()
+                .find(|&(_, &elt)| elt == std::usize::MAX)
+                .map(|(index, _)| index)
+        }
+    }
+}
+
+mod semantic {
+    use super::*;
+
+    pub struct NoSemanticMatch;
+
+    pub trait NodeMatcher<G0: GraphBase, G1: GraphBase> {
+        fn enabled() -> bool;
+        fn eq(&mut self, _g0: &G0, _g1: &G1, _n0: G0::NodeId, _n1: G1::NodeId) -> bool;
+    }
+
+    impl<G0: GraphBase, G1: GraphBase> NodeMatcher<G0, G1> for NoSemanticMatch {
+        #[inline]
+        fn enabled() -> bool {
+            false
+        }
+        #[inline]
+        fn eq(&mut self, _g0: &G0, _g1: &G1, _n0: G0::NodeId, _n1: G1::NodeId) -> bool {
+            true
+        }
+    }
+
+    impl<G0, G1, F> NodeMatcher<G0, G1> for F
+    where
+        G0: GraphBase + DataMap,
+        G1: GraphBase + DataMap,
+        F: FnMut(&G0::NodeWeight, &G1::NodeWeight) -> bool,
+    {
+        #[inline]
+        fn enabled() -> bool {
+            true
+        }
+        #[inline]
+        fn eq(&mut self, g0: &G0, g1: &G1, n0: G0::NodeId, n1: G1::NodeId) -> bool {
+            if let (Some(x), Some(y)) = (g0.node_weight(n0), g1.node_weight(n1)) {
+                self(x, y)
+            } else {
+                false
+            }
+        }
+    }
+
+    pub trait EdgeMatcher<G0: GraphBase, G1: GraphBase> {
+        fn enabled() -> bool;
+        fn eq(
+            &mut self,
+            _g0: &G0,
+            _g1: &G1,
+            e0: (G0::NodeId, G0::NodeId),
+            e1: (G1::NodeId, G1::NodeId),
+        ) -> bool;
+    }
+
+    impl<G0: GraphBase, G1: GraphBase> EdgeMatcher<G0, G1> for NoSemanticMatch {
+        #[inline]
+        fn enabled() -> bool {
+            false
+        }
+        #[inline]
+        fn eq(
+            &mut self,
+            _g0: &G0,
+            _g1: &G1,
+            _e0: (G0::NodeId, G0::NodeId),
+            _e1: (G1::NodeId, G1::NodeId),
+        ) -> bool {
+            true
+        }
+    }
+
+    impl<G0, G1, F> EdgeMatcher<G0, G1> for F
+    where
+        G0: GraphBase + DataMap + IntoEdgesDirected,
+        G1: GraphBase + DataMap + IntoEdgesDirected,
+        F: FnMut(&G0::EdgeWeight, &G1::EdgeWeight) -> bool,
+    {
+        #[inline]
+        fn enabled() -> bool {
+            true
+        }
+        #[inline]
+        fn eq(
+            &mut self,
+            g0: &G0,
+            g1: &G1,
+            e0: (G0::NodeId, G0::NodeId),
+            e1: (G1::NodeId, G1::NodeId),
+        ) -> bool {
+            let w0 = g0
+                .edges_directed(e0.0, Outgoing)
+                .find(|edge| edge.target() == e0.1)
+                .and_then(|edge| g0.edge_weight(edge.id()));
+            let w1 = g1
+                .edges_directed(e1.0, Outgoing)
+                .find(|edge| edge.target() == e1.1)
+                .and_then(|edge| g1.edge_weight(edge.id()));
+            if let (Some(x), Some(y)) = (w0, w1) {
+                self(x, y)
+            } else {
+                false
+            }
+        }
+    }
+}
+
+mod matching {
+    use super::*;
+
+    #[derive(Copy, Clone, PartialEq, Debug)]
+    enum OpenList {
+        Out,
+        In,
+        Other,
+    }
+
+    #[derive(Clone, PartialEq, Debug)]
+    enum Frame<G0, G1>
+    where
+        G0: GraphBase,
+        G1: GraphBase,
+    {
+        Outer,
+        Inner {
+            nodes: (G0::NodeId, G1::NodeId),
+            open_list: OpenList,
+        },
+        Unwind {
+            nodes: (G0::NodeId, G1::NodeId),
+            open_list: OpenList,
+        },
+    }
+
+    fn is_feasible<G0, G1, NM, EM>(
+        st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+        nodes: (G0::NodeId, G1::NodeId),
+        node_match: &mut NM,
+        edge_match: &mut EM,
+    ) -> bool
+    where
+        G0: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        G1: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        NM: NodeMatcher<G0, G1>,
+        EM: EdgeMatcher<G0, G1>,
+    {
+        macro_rules! field {
+            ($x:ident,     0) => {
+                $x.0
+            };
+            ($x:ident,     1) => {
+                $x.1
+            };
+            ($x:ident, 1 - 0) => {
+                $x.1
+            };
+            ($x:ident, 1 - 1) => {
+                $x.0
+            };
+        }
+
+        macro_rules! r_succ {
+            ($j:tt) => {{
+                let mut succ_count = 0;
+                for n_neigh in field!(st, $j)
+                    .graph
+                    .neighbors_directed(field!(nodes, $j), Outgoing)
+                {
+                    succ_count += 1;
+                    // handle the self loop case; it's not in the mapping (yet)
+                    let m_neigh = if field!(nodes, $j) != n_neigh {
+                        field!(st, $j).mapping[field!(st, $j).graph.to_index(n_neigh)]
+                    } else {
+                        field!(st, 1 - $j).graph.to_index(field!(nodes, 1 - $j))
+                    };
+                    if m_neigh == std::usize::MAX {
+                        continue;
+                    }
+                    let has_edge = field!(st, 1 - $j).graph.is_adjacent(
+                        &field!(st, 1 - $j).adjacency_matrix,
+                        field!(nodes, 1 - $j),
+                        field!(st, 1 - $j).graph.from_index(m_neigh),
+                    );
+                    if !has_edge {
+                        return false;
+                    }
+                }
+                succ_count
+            }};
+        }
+
+        macro_rules! r_pred {
+            ($j:tt) => {{
+                let mut pred_count = 0;
+                for n_neigh in field!(st, $j)
+                    .graph
+                    .neighbors_directed(field!(nodes, $j), Incoming)
+                {
+                    pred_count += 1;
+                    // the self loop case is handled in outgoing
+                    let m_neigh = field!(st, $j).mapping[field!(st, $j).graph.to_index(n_neigh)];
+                    if m_neigh == std::usize::MAX {
+                        continue;
+                    }
+                    let has_edge = field!(st, 1 - $j).graph.is_adjacent(
+                        &field!(st, 1 - $j).adjacency_matrix,
+                        field!(st, 1 - $j).graph.from_index(m_neigh),
+                        field!(nodes, 1 - $j),
+                    );
+                    if !has_edge {
+                        return false;
+                    }
+                }
+                pred_count
+            }};
+        }
+
+        // Check syntactic feasibility of mapping by ensuring adjacencies
+        // of nx map to adjacencies of mx.
+        //
+        // nx == map to => mx
+        //
+        // R_succ
+        //
+        // Check that every neighbor of nx is mapped to a neighbor of mx,
+        // then check the reverse, from mx to nx. Check that they have the same
+        // count of edges.
+        //
+        // Note: We want to check the lookahead measures here if we can,
+        // R_out: Equal for G0, G1: Card(Succ(G, n) ^ Tout); for both Succ and Pred
+        // R_in: Same with Tin
+        // R_new: Equal for G0, G1: Ñ n Pred(G, n); both Succ and Pred,
+        //      Ñ is G0 - M - Tin - Tout
+        // last attempt to add these did not speed up any of the testcases
+        if r_succ!(0) > r_succ!(1) {
+            return false;
+        }
+        // R_pred
+        if st.0.graph.is_directed() && r_pred!(0) > r_pred!(1) {
+            return false;
+        }
+
+        // // semantic feasibility: compare associated data for nodes
+        if NM::enabled() && !node_match.eq(st.0.graph, st.1.graph, nodes.0, nodes.1) {
+            return false;
+        }
+        // semantic feasibility: compare associated data for edges
+        if EM::enabled() {
+            macro_rules! edge_feasibility {
+                ($j:tt) => {{
+                    for n_neigh in field!(st, $j)
+                        .graph
+                        .neighbors_directed(field!(nodes, $j), Outgoing)
+                    {
+                        let m_neigh = if field!(nodes, $j) != n_neigh {
+                            field!(st, $j).mapping[field!(st, $j).graph.to_index(n_neigh)]
+                        } else {
+                            field!(st, 1 - $j).graph.to_index(field!(nodes, 1 - $j))
+                        };
+                        if m_neigh == std::usize::MAX {
+                            continue;
+                        }
+
+                        let e0 = (field!(nodes, $j), n_neigh);
+                        let e1 = (
+                            field!(nodes, 1 - $j),
+                            field!(st, 1 - $j).graph.from_index(m_neigh),
+                        );
+                        let edges = (e0, e1);
+                        if !edge_match.eq(
+                            st.0.graph,
+                            st.1.graph,
+                            field!(edges, $j),
+                            field!(edges, 1 - $j),
+                        ) {
+                            return false;
+                        }
+                    }
+                    if field!(st, $j).graph.is_directed() {
+                        for n_neigh in field!(st, $j)
+                            .graph
+                            .neighbors_directed(field!(nodes, $j), Incoming)
+                        {
+                            // the self loop case is handled in outgoing
+                            let m_neigh =
+                                field!(st, $j).mapping[field!(st, $j).graph.to_index(n_neigh)];
+                            if m_neigh == std::usize::MAX {
+                                continue;
+                            }
+
+                            let e0 = (n_neigh, field!(nodes, $j));
+                            let e1 = (
+                                field!(st, 1 - $j).graph.from_index(m_neigh),
+                                field!(nodes, 1 - $j),
+                            );
+                            let edges = (e0, e1);
+                            if !edge_match.eq(
+                                st.0.graph,
+                                st.1.graph,
+                                field!(edges, $j),
+                                field!(edges, 1 - $j),
+                            ) {
+                                return false;
+                            }
+                        }
+                    }
+                }};
+            }
+
+            edge_feasibility!(0);
+            edge_feasibility!(1);
+        }
+        true
+    }
+
+    fn next_candidate<G0, G1>(
+        st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+    ) -> Option<(G0::NodeId, G1::NodeId, OpenList)>
+    where
+        G0: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        G1: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+    {
+        let mut from_index = None;
+        let mut open_list = OpenList::Out;
+        let mut to_index = st.1.next_out_index(0);
+
+        // Try the out list
+        if to_index.is_some() {
+            from_index = st.0.next_out_index(0);
+            open_list = OpenList::Out;
+        }
+        // Try the in list
+        if to_index.is_none() || from_index.is_none() {
+            to_index = st.1.next_in_index(0);
+
+            if to_index.is_some() {
+                from_index = st.0.next_in_index(0);
+                open_list = OpenList::In;
+            }
+        }
+        // Try the other list -- disconnected graph
+        if to_index.is_none() || from_index.is_none() {
+            to_index = st.1.next_rest_index(0);
+            if to_index.is_some() {
+                from_index = st.0.next_rest_index(0);
+                open_list = OpenList::Other;
+            }
+        }
+        match (from_index, to_index) {
+            (Some(n), Some(m)) => Some((
+                st.0.graph.from_index(n),
+                st.1.graph.from_index(m),
+                open_list,
+            )),
+            // No more candidates
             _ => None,
         }
     }
 
-    fn debug_alias(
-        alias_ty: &chalk_ir::AliasTy<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        match alias_ty {
-            chalk_ir::AliasTy::Projection(projection_ty) => {
-                Self::debug_projection_ty(projection_ty, fmt)
-            }
-            chalk_ir::AliasTy::Opaque(opaque_ty) => Self::debug_opaque_ty(opaque_ty, fmt),
-        }
-    }
-
-    fn debug_projection_ty(
-        projection_ty: &chalk_ir::ProjectionTy<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        Some(write!(
-            fmt,
-            "projection: {:?} {:?}",
-            projection_ty.associated_ty_id, projection_ty.substitution,
-        ))
-    }
-
-    fn debug_opaque_ty(
-        opaque_ty: &chalk_ir::OpaqueTy<Self>,
-        fmt: &mut fmt::Formatter<'_>,
-    ) -> Option<fmt::Result> {
-        Some(write!(fmt, "{:?}", opaque_ty.opaque_ty_id))
-    }
-
-    fn intern_ty(self, ty: chalk_ir::TyKind<Self>) -> Self::InternedType {
-        let flags = ty.compute_flags(self);
-        Box::new(chalk_ir::TyData { kind: ty, flags: flags })
-    }
-
-    fn ty_data<'a>(self, ty: &'a Self::InternedType) -> &'a chalk_ir::TyData<Self> {
-        ty
-    }
-
-    fn intern_lifetime(self, lifetime: chalk_ir::LifetimeData<Self>) -> Self::InternedLifetime {
-        Box::new(lifetime)
-    }
-
-    fn lifetime_data<'a>(
-        self,
-        lifetime: &'a Self::InternedLifetime,
-    ) -> &'a chalk_ir::LifetimeData<Self> {
-        &lifetime
-    }
-
-    fn intern_const(self, constant: chalk_ir::ConstData<Self>) -> Self::InternedConst {
-        Box::new(constant)
-    }
-
-    fn const_data<'a>(self, constant: &'a Self::InternedConst) -> &'a chalk_ir::ConstData<Self> {
-        &constant
-    }
-
-    fn const_eq(
-        self,
-        _ty: &Self::InternedType,
-        c1: &Self::InternedConcreteConst,
-        c2: &Self::InternedConcreteConst,
-    ) -> bool {
-        c1 == c2
-    }
-
-    fn intern_generic_arg(self, data: chalk_ir::GenericArgData<Self>) -> Self::InternedGenericArg {
-        Box::new(data)
-    }
-
-    fn generic_arg_data<'a>(
-        self,
-        data: &'a Self::InternedGenericArg,
-    ) -> &'a chalk_ir::GenericArgData<Self> {
-        &data
-    }
-
-    fn intern_goal(self, goal: chalk_ir::GoalData<Self>) -> Self::InternedGoal {
-        Box::new(goal)
-    }
-
-    fn goal_data<'a>(self, goal: &'a Self::InternedGoal) -> &'a chalk_ir::GoalData<Self> {
-        &goal
-    }
-
-    fn intern_goals<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::Goal<Self>, E>>,
-    ) -> Result<Self::InternedGoals, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn goals_data<'a>(self, goals: &'a Self::InternedGoals) -> &'a [chalk_ir::Goal<Self>] {
-        goals
-    }
-
-    fn intern_substitution<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::GenericArg<Self>, E>>,
-    ) -> Result<Self::InternedSubstitution, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn substitution_data<'a>(
-        self,
-        substitution: &'a Self::InternedSubstitution,
-    ) -> &'a [chalk_ir::GenericArg<Self>] {
-        substitution
-    }
-
-    fn intern_program_clause(
-        self,
-        data: chalk_ir::ProgramClauseData<Self>,
-    ) -> Self::InternedProgramClause {
-        Box::new(data)
-    }
-
-    fn program_clause_data<'a>(
-        self,
-        clause: &'a Self::InternedProgramClause,
-    ) -> &'a chalk_ir::ProgramClauseData<Self> {
-        &clause
-    }
-
-    fn intern_program_clauses<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::ProgramClause<Self>, E>>,
-    ) -> Result<Self::InternedProgramClauses, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn program_clauses_data<'a>(
-        self,
-        clauses: &'a Self::InternedProgramClauses,
-    ) -> &'a [chalk_ir::ProgramClause<Self>] {
-        clauses
-    }
-
-    fn intern_quantified_where_clauses<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::QuantifiedWhereClause<Self>, E>>,
-    ) -> Result<Self::InternedQuantifiedWhereClauses, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn quantified_where_clauses_data<'a>(
-        self,
-        clauses: &'a Self::InternedQuantifiedWhereClauses,
-    ) -> &'a [chalk_ir::QuantifiedWhereClause<Self>] {
-        clauses
-    }
-
-    fn intern_generic_arg_kinds<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::VariableKind<Self>, E>>,
-    ) -> Result<Self::InternedVariableKinds, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn variable_kinds_data<'a>(
-        self,
-        parameter_kinds: &'a Self::InternedVariableKinds,
-    ) -> &'a [chalk_ir::VariableKind<Self>] {
-        parameter_kinds
-    }
-
-    fn intern_canonical_var_kinds<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::CanonicalVarKind<Self>, E>>,
-    ) -> Result<Self::InternedCanonicalVarKinds, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn canonical_var_kinds_data<'a>(
-        self,
-        canonical_var_kinds: &'a Self::InternedCanonicalVarKinds,
-    ) -> &'a [chalk_ir::CanonicalVarKind<Self>] {
-        canonical_var_kinds
-    }
-
-    fn intern_constraints<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::InEnvironment<chalk_ir::Constraint<Self>>, E>>,
-    ) -> Result<Self::InternedConstraints, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn constraints_data<'a>(
-        self,
-        constraints: &'a Self::InternedConstraints,
-    ) -> &'a [chalk_ir::InEnvironment<chalk_ir::Constraint<Self>>] {
-        constraints
-    }
-
-    fn intern_variances<E>(
-        self,
-        data: impl IntoIterator<Item = Result<chalk_ir::Variance, E>>,
-    ) -> Result<Self::InternedVariances, E> {
-        data.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-
-    fn variances_data<'a>(
-        self,
-        variances: &'a Self::InternedVariances,
-    ) -> &'a [chalk_ir::Variance] {
-        variances
-    }
-}
-
-impl<'tcx> chalk_ir::interner::HasInterner for RustInterner<'tcx> {
-    type Interner = Self;
-}
-
-/// A chalk environment and goal.
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, HashStable, TypeFoldable)]
-pub struct ChalkEnvironmentAndGoal<'tcx> {
-    pub environment: &'tcx ty::List<ty::Predicate<'tcx>>,
-    pub goal: ty::Predicate<'tcx>,
-}
-
-impl<'tcx> fmt::Display for ChalkEnvironmentAndGoal<'tcx> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "environment: {:?}, goal: {}", self.environment, self.goal)
-    }
-}
-
-use rustc_hir::def_id::DefId;
-use rustc_index::vec::{Idx, IndexVec};
-
-use crate::middle::exported_symbols::ExportedSymbol;
-use crate::mir::Body;
-use crate::thir::abstract_const::Node;
-use crate::ty::{
-    self, Const, FnSig, GeneratorDiagnosticData, GenericPredicates, Predicate, TraitRef, Ty,
-};
-
-pub trait ParameterizedOverTcx: 'static {
-    #[allow(unused_lifetimes)]
-    type Value<'tcx>;
-}
-
-impl<T: ParameterizedOverTcx> ParameterizedOverTcx for &'static [T] {
-    type Value<'tcx> = &'tcx [T::Value<'tcx>];
-}
-
-impl<T: ParameterizedOverTcx> ParameterizedOverTcx for Option<T> {
-    type Value<'tcx> = Option<T::Value<'tcx>>;
-}
-
-impl<A: ParameterizedOverTcx, B: ParameterizedOverTcx> ParameterizedOverTcx for (A, B) {
-    type Value<'tcx> = (A::Value<'tcx>, B::Value<'tcx>);
-}
-
-impl<I: Idx + 'static, T: ParameterizedOverTcx> ParameterizedOverTcx for IndexVec<I, T> {
-    type Value<'tcx> = IndexVec<I, T::Value<'tcx>>;
-}
-
-impl<T: ParameterizedOverTcx> ParameterizedOverTcx for ty::Binder<'static, T> {
-    type Value<'tcx> = ty::Binder<'tcx, T::Value<'tcx>>;
-}
-
-#[macro_export]
-macro_rules! trivially_parameterized_over_tcx {
-    ($($ty:ty),+ $(,)?) => {
-        $(
-            impl $crate::ty::ParameterizedOverTcx for $ty {
-                #[allow(unused_lifetimes)]
-                type Value<'tcx> = $ty;
-            }
-        )*
-    }
-}
-
-trivially_parameterized_over_tcx! {
-    usize,
-    (),
-    u32,
-    std::string::String,
-    crate::metadata::ModChild,
-    crate::middle::codegen_fn_attrs::CodegenFnAttrs,
-    crate::middle::exported_symbols::SymbolExportInfo,
-    crate::mir::ConstQualifs,
-    ty::Generics,
-    ty::ImplPolarity,
-    ty::ReprOptions,
-    ty::TraitDef,
-    ty::Visibility,
-    ty::adjustment::CoerceUnsizedInfo,
-    ty::fast_reject::SimplifiedTypeGen<DefId>,
-    rustc_ast::Attribute,
-    rustc_ast::MacArgs,
-    rustc_attr::ConstStability,
-    rustc_attr::Deprecation,
-    rustc_attr::Stability,
-    rustc_hir::Constness,
-    rustc_hir::Defaultness,
-    rustc_hir::GeneratorKind,
-    rustc_hir::IsAsync,
-    rustc_hir::LangItem,
-    rustc_hir::def::DefKind,
-    rustc_hir::def_id::DefIndex,
-    rustc_hir::definitions::DefKey,
-    rustc_index::bit_set::FiniteBitSet<u32>,
-    rustc_session::cstore::ForeignModule,
-    rustc_session::cstore::LinkagePreference,
-    rustc_session::cstore::NativeLib,
-    rustc_span::DebuggerVisualizerFile,
-    rustc_span::ExpnData,
-    rustc_span::ExpnHash,
-    rustc_span::ExpnId,
-    rustc_span::SourceFile,
-    rustc_span::Span,
-    rustc_span::Symbol,
-    rustc_span::def_id::DefPathHash,
-    rustc_span::hygiene::SyntaxContextData,
-    rustc_span::symbol::Ident,
-    rustc_type_ir::Variance,
-}
-
-// HACK(compiler-errors): This macro rule can only take an ident,
-// not a path, due to parsing ambiguity reasons. That means we gotta
-// import all of these types above.
-#[macro_export]
-macro_rules! parameterized_over_tcx {
-    ($($ident:ident),+ $(,)?) => {
-        $(
-            impl $crate::ty::ParameterizedOverTcx for $ident<'static> {
-                type Value<'tcx> = $ident<'tcx>;
-            }
-        )*
-    }
-}
-
-parameterized_over_tcx! {
-    Ty,
-    FnSig,
-    GenericPredicates,
-    TraitRef,
-    Const,
-    Predicate,
-    GeneratorDiagnosticData,
-    Body,
-    Node,
-    ExportedSymbol,
-}
-
-//! A pass that propagates the unreachable terminator of a block to its predecessors
-//! when all of their successors are unreachable. This is achieved through a
-//! post-order traversal of the blocks.
-
-use crate::simplify;
-use crate::MirPass;
-use rustc_data_structures::fx::{FxHashMap, FxHashSet};
-use rustc_middle::mir::*;
-use rustc_middle::ty::TyCtxt;
-
-pub struct UnreachablePropagation;
-
-impl MirPass<'_> for UnreachablePropagation {
-    fn is_enabled(&self, sess: &rustc_session::Session) -> bool {
-        // Enable only under -Zmir-opt-level=4 as in some cases (check the deeply-nested-opt
-        // perf benchmark) LLVM may spend quite a lot of time optimizing the generated code.
-        sess.mir_opt_level() >= 4
-    }
-
-    fn run_pass<'tcx>(&self, tcx: TyCtxt<'tcx>, body: &mut Body<'tcx>) {
-        let mut unreachable_blocks = FxHashSet::default();
-        let mut replacements = FxHashMap::default();
-
-        for (bb, bb_data) in traversal::postorder(body) {
-            let terminator = bb_data.terminator();
-            if terminator.kind == TerminatorKind::Unreachable {
-                unreachable_blocks.insert(bb);
-            } else {
-                let is_unreachable = |succ: BasicBlock| unreachable_blocks.contains(&succ);
-                let terminator_kind_opt = remove_successors(&terminator.kind, is_unreachable);
-
-                if let Some(terminator_kind) = terminator_kind_opt {
-                    if terminator_kind == TerminatorKind::Unreachable {
-                        unreachable_blocks.insert(bb);
-                    }
-                    replacements.insert(bb, terminator_kind);
-                }
-            }
-        }
-
-        let replaced = !replacements.is_empty();
-        for (bb, terminator_kind) in replacements {
-            if !tcx.consider_optimizing(|| {
-                format!("UnreachablePropagation {:?} ", body.source.def_id())
-            }) {
-                break;
-            }
-
-            body.basic_blocks_mut()[bb].terminator_mut().kind = terminator_kind;
-        }
-
-        if replaced {
-            simplify::remove_dead_blocks(tcx, body);
-        }
-    }
-}
-
-fn remove_successors<'tcx, F>(
-    terminator_kind: &TerminatorKind<'tcx>,
-    predicate: F,
-) -> Option<TerminatorKind<'tcx>>
-where
-    F: Fn(BasicBlock) -> bool,
-{
-    let terminator = match *terminator_kind {
-        TerminatorKind::Goto { target } if predicate(target) => TerminatorKind::Unreachable,
-        TerminatorKind::SwitchInt { ref discr, switch_ty, ref targets } => {
-            let otherwise = targets.otherwise();
-
-            let original_targets_len = targets.iter().len() + 1;
-            let (mut values, mut targets): (Vec<_>, Vec<_>) =
-                targets.iter().filter(|(_, bb)| !predicate(*bb)).unzip();
-
-            if !predicate(otherwise) {
-                targets.push(otherwise);
-            } else {
-                values.pop();
-            }
-
-            let retained_targets_len = targets.len();
-
-            if targets.is_empty() {
-                TerminatorKind::Unreachable
-            } else if targets.len() == 1 {
-                TerminatorKind::Goto { target: targets[0] }
-            } else if original_targets_len != retained_targets_len {
-                TerminatorKind::SwitchInt {
-                    discr: discr.clone(),
-                    switch_ty,
-                    targets: SwitchTargets::new(
-                        values.iter().copied().zip(targets.iter().copied()),
-                        *targets.last().unwrap(),
-                    ),
-                }
-            } else {
-                return None;
-            }
-        }
-        _ => return None,
-    };
-    Some(terminator)
-}
-
-pub mod debug;
-mod dep_node;
-mod graph;
-mod query;
-mod serialized;
-
-pub use dep_node::{DepNode, DepNodeParams, WorkProductId};
-pub use graph::{
-    hash_result, DepGraph, DepNodeColor, DepNodeIndex, TaskDeps, TaskDepsRef, WorkProduct,
-};
-pub use query::DepGraphQuery;
-pub use serialized::{SerializedDepGraph, SerializedDepNodeIndex};
-
-use crate::ich::StableHashingContext;
-use rustc_data_structures::profiling::SelfProfilerRef;
-use rustc_serialize::{opaque::FileEncoder, Encodable};
-use rustc_session::Session;
-
-use std::fmt;
-use std::hash::Hash;
-
-pub trait DepContext: Copy {
-    type DepKind: self::DepKind;
-
-    /// Create a hashing context for hashing new results.
-    fn create_stable_hashing_context(&self) -> StableHashingContext<'_>;
-
-    /// Access the DepGraph.
-    fn dep_graph(&self) -> &DepGraph<Self::DepKind>;
-
-    /// Access the profiler.
-    fn profiler(&self) -> &SelfProfilerRef;
-
-    /// Access the compiler session.
-    fn sess(&self) -> &Session;
-
-    /// Return whether this kind always require evaluation.
-    fn is_eval_always(&self, kind: Self::DepKind) -> bool;
-
-    fn fingerprint_style(&self, kind: Self::DepKind) -> FingerprintStyle;
-
-    /// Try to force a dep node to execute and see if it's green.
-    fn try_force_from_dep_node(&self, dep_node: DepNode<Self::DepKind>) -> bool;
-
-    /// Load data from the on-disk cache.
-    fn try_load_from_on_disk_cache(&self, dep_node: DepNode<Self::DepKind>);
-}
-
-pub trait HasDepContext: Copy {
-    type DepKind: self::DepKind;
-    type DepContext: self::DepContext<DepKind = Self::DepKind>;
-
-    fn dep_context(&self) -> &Self::DepContext;
-}
-
-impl<T: DepContext> HasDepContext for T {
-    type DepKind = T::DepKind;
-    type DepContext = Self;
-
-    fn dep_context(&self) -> &Self::DepContext {
-        self
-    }
-}
-
-/// Describes the contents of the fingerprint generated by a given query.
-#[derive(Debug, PartialEq, Eq, Copy, Clone)]
-pub enum FingerprintStyle {
-    /// The fingerprint is actually a DefPathHash.
-    DefPathHash,
-    /// Query key was `()` or equivalent, so fingerprint is just zero.
-    Unit,
-    /// Some opaque hash.
-    Opaque,
-}
-
-impl FingerprintStyle {
-    #[inline]
-    pub fn reconstructible(self) -> bool {
-        match self {
-            FingerprintStyle::DefPathHash | FingerprintStyle::Unit => true,
-            FingerprintStyle::Opaque => false,
-        }
-    }
-}
-
-/// Describe the different families of dependency nodes.
-pub trait DepKind: Copy + fmt::Debug + Eq + Hash + Send + Encodable<FileEncoder> + 'static {
-    const NULL: Self;
-
-    /// Implementation of `std::fmt::Debug` for `DepNode`.
-    fn debug_node(node: &DepNode<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result;
-
-    /// Execute the operation with provided dependencies.
-    fn with_deps<OP, R>(deps: TaskDepsRef<'_, Self>, op: OP) -> R
+    fn next_from_ix<G0, G1>(
+        st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+        nx: G0::NodeId,
+        open_list: OpenList,
+    ) -> Option<G0::NodeId>
     where
-        OP: FnOnce() -> R;
+        G0: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        G1: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+    {
+        // Find the next node index to try on the `from` side of the mapping
+        let start = st.0.graph.to_index(nx) + 1;
+        let cand0 = match open_list {
+            OpenList::Out => st.0.next_out_index(start),
+            OpenList::In => st.0.next_in_index(start),
+            OpenList::Other => st.0.next_rest_index(start),
+        }
+        .map(|c| c + start); // compensate for start offset.
+        match cand0 {
+            None => None, // no more candidates
+            Some(ix) => {
+                debug_assert!(ix >= start);
+                Some(st.0.graph.from_index(ix))
+            }
+        }
+    }
 
-    /// Access dependencies from current implicit context.
-    fn read_deps<OP>(op: OP)
+    fn pop_state<G0, G1>(
+        st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+        nodes: (G0::NodeId, G1::NodeId),
+    ) where
+        G0: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        G1: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+    {
+        st.0.pop_mapping(nodes.0);
+        st.1.pop_mapping(nodes.1);
+    }
+
+    fn push_state<G0, G1>(
+        st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+        nodes: (G0::NodeId, G1::NodeId),
+    ) where
+        G0: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+        G1: GetAdjacencyMatrix + GraphProp + NodeCompactIndexable + IntoNeighborsDirected,
+    {
+        st.0.push_mapping(nodes.0, st.1.graph.to_index(nodes.1));
+        st.1.push_mapping(nodes.1, st.0.graph.to_index(nodes.0));
+    }
+
+    /// Return Some(bool) if isomorphism is decided, else None.
+    pub fn try_match<G0, G1, NM, EM>(
+        mut st: &mut (Vf2State<'_, G0>, Vf2State<'_, G1>),
+        node_match: &mut NM,
+        edge_match: &mut EM,
+    ) -> Option<bool>
     where
-        OP: for<'a> FnOnce(TaskDepsRef<'a, Self>);
-}
-
-//
-// Unused import checking
-//
-// Although this is mostly a lint pass, it lives in here because it depends on
-// resolve data structures and because it finalises the privacy information for
-// `use` items.
-//
-// Unused trait imports can't be checked until the method resolution. We save
-// candidates here, and do the actual check in librustc_typeck/check_unused.rs.
-//
-// Checking for unused imports is split into three steps:
-//
-//  - `UnusedImportCheckVisitor` walks the AST to find all the unused imports
-//    inside of `UseTree`s, recording their `NodeId`s and grouping them by
-//    the parent `use` item
-//
-//  - `calc_unused_spans` then walks over all the `use` items marked in the
-//    previous step to collect the spans associated with the `NodeId`s and to
-//    calculate the spans that can be removed by rustfix; This is done in a
-//    separate step to be able to collapse the adjacent spans that rustfix
-//    will remove
-//
-//  - `check_crate` finally emits the diagnostics based on the data generated
-//    in the last step
-
-use crate::imports::ImportKind;
-use crate::module_to_string;
-use crate::Resolver;
-
-use rustc_ast as ast;
-use rustc_ast::node_id::NodeMap;
-use rustc_ast::visit::{self, Visitor};
-use rustc_data_structures::fx::FxHashSet;
-use rustc_errors::{pluralize, MultiSpan};
-use rustc_session::lint::builtin::{MACRO_USE_EXTERN_CRATE, UNUSED_IMPORTS};
-use rustc_session::lint::BuiltinLintDiagnostics;
-use rustc_span::{Span, DUMMY_SP};
-
-struct UnusedImport<'a> {
-    use_tree: &'a ast::UseTree,
-    use_tree_id: ast::NodeId,
-    item_span: Span,
-    unused: FxHashSet<ast::NodeId>,
-}
-
-impl<'a> UnusedImport<'a> {
-    fn add(&mut self, id: ast::NodeId) {
-        self.unused.insert(id);
-    }
-}
-
-struct UnusedImportCheckVisitor<'a, 'b> {
-    r: &'a mut Resolver<'b>,
-    /// All the (so far) unused imports, grouped path list
-    unused_imports: NodeMap<UnusedImport<'a>>,
-    base_use_tree: Option<&'a ast::UseTree>,
-    base_id: ast::NodeId,
-    item_span: Span,
-}
-
-impl<'a, 'b> UnusedImportCheckVisitor<'a, 'b> {
-    // We have information about whether `use` (import) items are actually
-    // used now. If an import is not used at all, we signal a lint error.
-    fn check_import(&mut self, id: ast::NodeId) {
-        let used = self.r.used_imports.contains(&id);
-        let def_id = self.r.local_def_id(id);
-        if !used {
-            if self.r.maybe_unused_trait_imports.contains(&def_id) {
-                // Check later.
-                return;
-            }
-            self.unused_import(self.base_id).add(id);
-        } else {
-            // This trait import is definitely used, in a way other than
-            // method resolution.
-            self.r.maybe_unused_trait_imports.remove(&def_id);
-            if let Some(i) = self.unused_imports.get_mut(&self.base_id) {
-                i.unused.remove(&id);
-            }
-        }
-    }
-
-    fn unused_import(&mut self, id: ast::NodeId) -> &mut UnusedImport<'a> {
-        let use_tree_id = self.base_id;
-        let use_tree = self.base_use_tree.unwrap();
-        let item_span = self.item_span;
-
-        self.unused_imports.entry(id).or_insert_with(|| UnusedImport {
-            use_tree,
-            use_tree_id,
-            item_span,
-            unused: FxHashSet::default(),
-        })
-    }
-}
-
-impl<'a, 'b> Visitor<'a> for UnusedImportCheckVisitor<'a, 'b> {
-    fn visit_item(&mut self, item: &'a ast::Item) {
-        self.item_span = item.span_with_attributes();
-
-        // Ignore is_public import statements because there's no way to be sure
-        // whether they're used or not. Also ignore imports with a dummy span
-        // because this means that they were generated in some fashion by the
-        // compiler and we don't need to consider them.
-        if let ast::ItemKind::Use(..) = item.kind {
-            if item.vis.kind.is_pub() || item.span.is_dummy() {
-                return;
-            }
+        G0: NodeCompactIndexable
+            + EdgeCount
+            + GetAdjacencyMatrix
+            + GraphProp
+            + IntoNeighborsDirected,
+        G1: NodeCompactIndexable
+            + EdgeCount
+            + GetAdjacencyMatrix
+            + GraphProp
+            + IntoNeighborsDirected,
+        NM: NodeMatcher<G0, G1>,
+        EM: EdgeMatcher<G0, G1>,
+    {
+        if st.0.is_complete() {
+            return Some(true);
         }
 
-        visit::walk_item(self, item);
-    }
+        // A "depth first" search of a valid mapping from graph 1 to graph 2
+        // F(s, n, m) -- evaluate state s and add mapping n <-> m
+        // Find least T1out node (in st.out[1] but not in M[1])
+        let mut stack: Vec<Frame<G0, G1>> = vec![Frame::Outer];
+        while let Some(frame) = stack.pop() {
+            match frame {
+                Frame::Unwind { nodes, open_list } => {
+                    pop_state(&mut st, nodes);
 
-    fn visit_use_tree(&mut self, use_tree: &'a ast::UseTree, id: ast::NodeId, nested: bool) {
-        // Use the base UseTree's NodeId as the item id
-        // This allows the grouping of all the lints in the same item
-        if !nested {
-            self.base_id = id;
-            self.base_use_tree = Some(use_tree);
-        }
-
-        if let ast::UseTreeKind::Nested(ref items) = use_tree.kind {
-            if items.is_empty() {
-                self.unused_import(self.base_id).add(id);
-            }
-        } else {
-            self.check_import(id);
-        }
-
-        visit::walk_use_tree(self, use_tree, id);
-    }
-}
-
-enum UnusedSpanResult {
-    Used,
-    FlatUnused(Span, Span),
-    NestedFullUnused(Vec<Span>, Span),
-    NestedPartialUnused(Vec<Span>, Vec<Span>),
-}
-
-fn calc_unused_spans(
-    unused_import: &UnusedImport<'_>,
-    use_tree: &ast::UseTree,
-    use_tree_id: ast::NodeId,
-) -> UnusedSpanResult {
-    // The full span is the whole item's span if this current tree is not nested inside another
-    // This tells rustfix to remove the whole item if all the imports are unused
-    let full_span = if unused_import.use_tree.span == use_tree.span {
-        unused_import.item_span
-    } else {
-        use_tree.span
-    };
-    match use_tree.kind {
-        ast::UseTreeKind::Simple(..) | ast::UseTreeKind::Glob => {
-            if unused_import.unused.contains(&use_tree_id) {
-                UnusedSpanResult::FlatUnused(use_tree.span, full_span)
-            } else {
-                UnusedSpanResult::Used
-            }
-        }
-        ast::UseTreeKind::Nested(ref nested) => {
-            if nested.is_empty() {
-                return UnusedSpanResult::FlatUnused(use_tree.span, full_span);
-            }
-
-            let mut unused_spans = Vec::new();
-            let mut to_remove = Vec::new();
-            let mut all_nested_unused = true;
-            let mut previous_unused = false;
-            for (pos, (use_tree, use_tree_id)) in nested.iter().enumerate() {
-                let remove = match calc_unused_spans(unused_import, use_tree, *use_tree_id) {
-                    UnusedSpanResult::Used => {
-                        all_nested_unused = false;
-                        None
-                    }
-                    UnusedSpanResult::FlatUnused(span, remove) => {
-                        unused_spans.push(span);
-                        Some(remove)
-                    }
-                    UnusedSpanResult::NestedFullUnused(mut spans, remove) => {
-                        unused_spans.append(&mut spans);
-                        Some(remove)
-                    }
-                    UnusedSpanResult::NestedPartialUnused(mut spans, mut to_remove_extra) => {
-                        all_nested_unused = false;
-                        unused_spans.append(&mut spans);
-                        to_remove.append(&mut to_remove_extra);
-                        None
-                    }
-                };
-                if let Some(remove) = remove {
-                    let remove_span = if nested.len() == 1 {
-                        remove
-                    } else if pos == nested.len() - 1 || !all_nested_unused {
-                        // Delete everything from the end of the last import, to delete the
-                        // previous comma
-                        nested[pos - 1].0.span.shrink_to_hi().to(use_tree.span)
-                    } else {
-                        // Delete everything until the next import, to delete the trailing commas
-                        use_tree.span.to(nested[pos + 1].0.span.shrink_to_lo())
-                    };
-
-                    // Try to collapse adjacent spans into a single one. This prevents all cases of
-                    // overlapping removals, which are not supported by rustfix
-                    if previous_unused && !to_remove.is_empty() {
-                        let previous = to_remove.pop().unwrap();
-                        to_remove.push(previous.to(remove_span));
-                    } else {
-                        to_remove.push(remove_span);
-                    }
-                }
-                previous_unused = remove.is_some();
-            }
-            if unused_spans.is_empty() {
-                UnusedSpanResult::Used
-            } else if all_nested_unused {
-                UnusedSpanResult::NestedFullUnused(unused_spans, full_span)
-            } else {
-                UnusedSpanResult::NestedPartialUnused(unused_spans, to_remove)
-            }
-        }
-    }
-}
-
-impl Resolver<'_> {
-    pub(crate) fn check_unused(&mut self, krate: &ast::Crate) {
-        for import in self.potentially_unused_imports.iter() {
-            match import.kind {
-                _ if import.used.get()
-                    || import.vis.get().is_public()
-                    || import.span.is_dummy() =>
-                {
-                    if let ImportKind::MacroUse = import.kind {
-                        if !import.span.is_dummy() {
-                            self.lint_buffer.buffer_lint(
-                                MACRO_USE_EXTERN_CRATE,
-                                import.id,
-                                import.span,
-                                "deprecated `#[macro_use]` attribute used to \
-                                import macros should be replaced at use sites \
-                                with a `use` item to import the macro \
-                                instead",
-                            );
+                    match next_from_ix(&mut st, nodes.0, open_list) {
+                        None => continue,
+                        Some(nx) => {
+                            let f = Frame::Inner {
+                                nodes: (nx, nodes.1),
+                                open_list,
+                            };
+                            stack.push(f);
                         }
                     }
                 }
-                ImportKind::ExternCrate { .. } => {
-                    let def_id = self.local_def_id(import.id);
-                    self.maybe_unused_extern_crates.push((def_id, import.span));
+                Frame::Outer => match next_candidate(&mut st) {
+                    None => continue,
+                    Some((nx, mx, open_list)) => {
+                        let f = Frame::Inner {
+                            nodes: (nx, mx),
+                            open_list,
+                        };
+                        stack.push(f);
+                    }
+                },
+                Frame::Inner { nodes, open_list } => {
+                    if is_feasible(&mut st, nodes, node_match, edge_match) {
+                        push_state(&mut st, nodes);
+                        if st.0.is_complete() {
+                            return Some(true);
+                        }
+                        // Check cardinalities of Tin, Tout sets
+                        if st.0.out_size == st.1.out_size && st.0.ins_size == st.1.ins_size {
+                            let f0 = Frame::Unwind { nodes, open_list };
+                            stack.push(f0);
+                            stack.push(Frame::Outer);
+                            continue;
+                        }
+                        pop_state(&mut st, nodes);
+                    }
+                    match next_from_ix(&mut st, nodes.0, open_list) {
+                        None => continue,
+                        Some(nx) => {
+                            let f = Frame::Inner {
+                                nodes: (nx, nodes.1),
+                                open_list,
+                            };
+                            stack.push(f);
+                        }
+                    }
                 }
-                ImportKind::MacroUse => {
-                    let msg = "unused `#[macro_use]` import";
-                    self.lint_buffer.buffer_lint(UNUSED_IMPORTS, import.id, import.span, msg);
-                }
-                _ => {}
             }
         }
+        None
+    }
+}
 
-        let mut visitor = UnusedImportCheckVisitor {
-            r: self,
-            unused_imports: Default::default(),
-            base_use_tree: None,
-            base_id: ast::DUMMY_NODE_ID,
-            item_span: DUMMY_SP,
-        };
-        visit::walk_crate(&mut visitor, krate);
+/// \[Generic\] Return `true` if the graphs `g0` and `g1` are isomorphic.
+///
+/// Using the VF2 algorithm, only matching graph syntactically (graph
+/// structure).
+///
+/// The graphs should not be multigraphs.
+///
+/// **Reference**
+///
+/// * Luigi P. Cordella, Pasquale Foggia, Carlo Sansone, Mario Vento;
+///   *A (Sub)Graph Isomorphism Algorithm for Matching Large Graphs*
+pub fn is_isomorphic<G0, G1>(g0: G0, g1: G1) -> bool
+where
+    G0: NodeCompactIndexable + EdgeCount + GetAdjacencyMatrix + GraphProp + IntoNeighborsDirected,
+    G1: NodeCompactIndexable
+        + EdgeCount
+        + GetAdjacencyMatrix
+        + GraphProp<EdgeType = G0::EdgeType>
+        + IntoNeighborsDirected,
+{
+    if g0.node_count() != g1.node_count() || g0.edge_count() != g1.edge_count() {
+        return false;
+    }
 
-        for unused in visitor.unused_imports.values() {
-            let mut fixes = Vec::new();
-            let mut spans = match calc_unused_spans(unused, unused.use_tree, unused.use_tree_id) {
-                UnusedSpanResult::Used => continue,
-                UnusedSpanResult::FlatUnused(span, remove) => {
-                    fixes.push((remove, String::new()));
-                    vec![span]
-                }
-                UnusedSpanResult::NestedFullUnused(spans, remove) => {
-                    fixes.push((remove, String::new()));
-                    spans
-                }
-                UnusedSpanResult::NestedPartialUnused(spans, remove) => {
-                    for fix in &remove {
-                        fixes.push((*fix, String::new()));
+    let mut st = (Vf2State::new(&g0), Vf2State::new(&g1));
+    self::matching::try_match(&mut st, &mut NoSemanticMatch, &mut NoSemanticMatch).unwrap_or(false)
+}
+
+/// \[Generic\] Return `true` if the graphs `g0` and `g1` are isomorphic.
+///
+/// Using the VF2 algorithm, examining both syntactic and semantic
+/// graph isomorphism (graph structure and matching node and edge weights).
+///
+/// The graphs should not be multigraphs.
+pub fn is_isomorphic_matching<G0, G1, NM, EM>(
+    g0: G0,
+    g1: G1,
+    mut node_match: NM,
+    mut edge_match: EM,
+) -> bool
+where
+    G0: NodeCompactIndexable
+        + EdgeCount
+        + DataMap
+        + GetAdjacencyMatrix
+        + GraphProp
+        + IntoEdgesDirected,
+    G1: NodeCompactIndexable
+        + EdgeCount
+        + DataMap
+        + GetAdjacencyMatrix
+        + GraphProp<EdgeType = G0::EdgeType>
+        + IntoEdgesDirected,
+    NM: FnMut(&G0::NodeWeight, &G1::NodeWeight) -> bool,
+    EM: FnMut(&G0::EdgeWeight, &G1::EdgeWeight) -> bool,
+{
+    if g0.node_count() != g1.node_count() || g0.edge_count() != g1.edge_count() {
+        return false;
+    }
+
+    let mut st = (Vf2State::new(&g0), Vf2State::new(&g1));
+    self::matching::try_match(&mut st, &mut node_match, &mut edge_match).unwrap_or(false)
+}
+
+/// \[Generic\] Return `true` if `g0` is isomorphic to a subgraph of `g1`.
+///
+/// Using the VF2 algorithm, only matching graph syntactically (graph
+/// structure).
+///
+/// The graphs should not be multigraphs.
+///
+/// # Subgraph isomorphism
+///
+/// (adapted from [`networkx` documentation](https://networkx.github.io/documentation/stable/reference/algorithms/isomorphism.vf2.html))
+///
+/// Graph theory literature can be ambiguous about the meaning of the above statement,
+/// and we seek to clarify it now.
+///
+/// In the VF2 literature, a mapping **M** is said to be a *graph-subgraph isomorphism*
+/// iff **M** is an isomorphism between **G2** and a subgraph of **G1**. Thus, to say
+/// that **G1** and **G2** are graph-subgraph isomorphic is to say that a subgraph of
+/// **G1** is isomorphic to **G2**.
+///
+/// Other literature uses the phrase ‘subgraph isomorphic’ as in
+/// ‘**G1** does not have a subgraph isomorphic to **G2**’. Another use is as an in adverb
+/// for isomorphic. Thus, to say that **G1** and **G2** are subgraph isomorphic is to say
+/// that a subgraph of **G1** is isomorphic to **G2**.
+///
+/// Finally, the term ‘subgraph’ can have multiple meanings. In this context,
+/// ‘subgraph’ always means a ‘node-induced subgraph’. Edge-induced subgraph
+/// isomorphisms are not directly supported. For subgraphs which are not
+/// induced, the term ‘monomorphism’ is preferred over ‘isomorphism’.
+///
+/// **Reference**
+///
+/// * Luigi P. Cordella, Pasquale Foggia, Carlo Sansone, Mario Vento;
+///   *A (Sub)Graph Isomorphism Algorithm for Matching Large Graphs*
+pub fn is_isomorphic_subgraph<G0, G1>(g0: G0, g1: G1) -> bool
+where
+    G0: NodeCompactIndexable + EdgeCount + GetAdjacencyMatrix + GraphProp + IntoNeighborsDirected,
+    G1: NodeCompactIndexable
+        + EdgeCount
+        + GetAdjacencyMatrix
+        + GraphProp<EdgeType = G0::EdgeType>
+        + IntoNeighborsDirected,
+{
+    if g0.node_count() > g1.node_count() || g0.edge_count() > g1.edge_count() {
+        return false;
+    }
+
+    let mut st = (Vf2State::new(&g0), Vf2State::new(&g1));
+    self::matching::try_match(&mut st, &mut NoSemanticMatch, &mut NoSemanticMatch).unwrap_or(false)
+}
+
+/// \[Generic\] Return `true` if `g0` is isomorphic to a subgraph of `g1`.
+///
+/// Using the VF2 algorithm, examining both syntactic and semantic
+/// graph isomorphism (graph structure and matching node and edge weights).
+///
+/// The graphs should not be multigraphs.
+pub fn is_isomorphic_subgraph_matching<G0, G1, NM, EM>(
+    g0: G0,
+    g1: G1,
+    mut node_match: NM,
+    mut edge_match: EM,
+) -> bool
+where
+    G0: NodeCompactIndexable
+        + EdgeCount
+        + DataMap
+        + GetAdjacencyMatrix
+        + GraphProp
+        + IntoEdgesDirected,
+    G1: NodeCompactIndexable
+        + EdgeCount
+        + DataMap
+        + GetAdjacencyMatrix
+        + GraphProp<EdgeType = G0::EdgeType>
+        + IntoEdgesDirected,
+    NM: FnMut(&G0::NodeWeight, &G1::NodeWeight) -> bool,
+    EM: FnMut(&G0::EdgeWeight, &G1::EdgeWeight) -> bool,
+{
+    if g0.node_count() > g1.node_count() || g0.edge_count() > g1.edge_count() {
+        return false;
+    }
+
+    let mut st = (Vf2State::new(&g0), Vf2State::new(&g1));
+    self::matching::try_match(&mut st, &mut node_match, &mut edge_match).unwrap_or(false)
+}
+
+use std::collections::{BinaryHeap, HashMap};
+
+use std::hash::Hash;
+
+use crate::algo::Measure;
+use crate::scored::MinScored;
+use crate::visit::{EdgeRef, IntoEdges, NodeCount, NodeIndexable, Visitable};
+
+/// \[Generic\] k'th shortest path algorithm.
+///
+/// Compute the length of the k'th shortest path from `start` to every reachable
+/// node.
+///
+/// The graph should be `Visitable` and implement `IntoEdges`. The function
+/// `edge_cost` should return the cost for a particular edge, which is used
+/// to compute path costs. Edge costs must be non-negative.
+///
+/// If `goal` is not `None`, then the algorithm terminates once the `goal` node's
+/// cost is calculated.
+///
+/// Computes in **O(k * (|E| + |V|*log(|V|)))** time (average).
+///
+/// Returns a `HashMap` that maps `NodeId` to path cost.
+/// # Example
+/// ```rust
+/// use petgraph::Graph;
+/// use petgraph::algo::k_shortest_path;
+/// use petgraph::prelude::*;
+/// use std::collections::HashMap;
+///
+/// let mut graph : Graph<(),(),Directed>= Graph::new();
+/// let a = graph.add_node(()); // node with no weight
+/// let b = graph.add_node(());
+/// let c = graph.add_node(());
+/// let d = graph.add_node(());
+/// let e = graph.add_node(());
+/// let f = graph.add_node(());
+/// let g = graph.add_node(());
+/// let h = graph.add_node(());
+/// // z will be in another connected component
+/// let z = graph.add_node(());
+///
+/// graph.extend_with_edges(&[
+///     (a, b),
+///     (b, c),
+///     (c, d),
+///     (d, a),
+///     (e, f),
+///     (b, e),
+///     (f, g),
+///     (g, h),
+///     (h, e)
+/// ]);
+/// // a ----> b ----> e ----> f
+/// // ^       |       ^       |
+/// // |       v       |       v
+/// // d <---- c       h <---- g
+///
+/// let expected_res: HashMap<NodeIndex, usize> = [
+///      (a, 7),
+///      (b, 4),
+///      (c, 5),
+///      (d, 6),
+///      (e, 5),
+///      (f, 6),
+///      (g, 7),
+///      (h, 8)
+///     ].iter().cloned().collect();
+/// let res = k_shortest_path(&graph,b,None,2, |_| 1);
+/// assert_eq!(res, expected_res);
+/// // z is not inside res because there is not path from b to z.
+/// ```
+pub fn k_shortest_path<G, F, K>(
+    graph: G,
+    start: G::NodeId,
+    goal: Option<G::NodeId>,
+    k: usize,
+    mut edge_cost: F,
+) -> HashMap<G::NodeId, K>
+where
+    G: IntoEdges + Visitable + NodeCount + NodeIndexable,
+    G::NodeId: Eq + Hash,
+    F: FnMut(G::EdgeRef) -> K,
+    K: Measure + Copy,
+{
+    let mut counter: Vec<usize> = vec![0; graph.node_count()];
+    let mut scores = HashMap::new();
+    let mut visit_next = BinaryHeap::new();
+    let zero_score = K::default();
+
+    visit_next.push(MinScored(zero_score, start));
+
+    while let Some(MinScored(node_score, node)) = visit_next.pop() {
+        counter[graph.to_index(node)] += 1;
+        let current_counter = counter[graph.to_index(node)];
+
+        if current_counter > k {
+            continue;
+        }
+
+        if current_counter == k {
+            scores.insert(node, node_score);
+        }
+
+        //Already reached goal k times
+        if goal.as_ref() == Some(&node) && current_counter == k {
+            break;
+        }
+
+        for edge in graph.edges(node) {
+            visit_next.push(MinScored(node_score + edge_cost(edge), edge.target()));
+        }
+    }
+    scores
+}
+
+use std::{
+    hash::Hash,
+    iter::{from_fn, FromIterator},
+};
+
+use indexmap::IndexSet;
+
+use crate::{
+    visit::{IntoNeighborsDirected, NodeCount},
+    Direction::Outgoing,
+};
+
+/// Returns an iterator that produces all simple paths from `from` node to `to`, which contains at least `min_intermediate_nodes` nodes
+/// and at most `max_intermediate_nodes`, if given, or limited by the graph's order otherwise. The simple path is a path without repetitions.
+///
+/// This algorithm is adapted from <https://networkx.github.io/documentation/stable/reference/algorithms/generated/networkx.algorithms.simple_paths.all_simple_paths.html>.
+///
+/// # Example
+/// ```
+/// use petgraph::{algo, prelude::*};
+///
+/// let mut graph = DiGraph::<&str, i32>::new();
+///
+/// let a = graph.add_node("a");
+/// let b = graph.add_node("b");
+/// let c = graph.add_node("c");
+/// let d = graph.add_node("d");
+///
+/// graph.extend_with_edges(&[(a, b, 1), (b, c, 1), (c, d, 1), (a, b, 1), (b, d, 1)]);
+///
+/// let ways = algo::all_simple_paths::<Vec<_>, _>(&graph, a, d, 0, None)
+///   .collect::<Vec<_>>();
+///
+/// assert_eq!(4, ways.len());
+/// ```
+pub fn all_simple_paths<TargetColl, G>(
+    graph: G,
+    from: G::NodeId,
+    to: G::NodeId,
+    min_intermediate_nodes: usize,
+    max_intermediate_nodes: Option<usize>,
+) -> impl Iterator<Item = TargetColl>
+where
+    G: NodeCount,
+    G: IntoNeighborsDirected,
+    G::NodeId: Eq + Hash,
+    TargetColl: FromIterator<G::NodeId>,
+{
+    // how many nodes are allowed in simple path up to target node
+    // it is min/max allowed path length minus one, because it is more appropriate when implementing lookahead
+    // than constantly add 1 to length of current path
+    let max_length = if let Some(l) = max_intermediate_nodes {
+        l + 1
+    } else {
+        graph.node_count() - 1
+    };
+
+    let min_length = min_intermediate_nodes + 1;
+
+    // list of visited nodes
+    let mut visited: IndexSet<G::NodeId> = IndexSet::from_iter(Some(from));
+    // list of childs of currently exploring path nodes,
+    // last elem is list of childs of last visited node
+    let mut stack = vec![graph.neighbors_directed(from, Outgoing)];
+
+    from_fn(move || {
+        while let Some(children) = stack.last_mut() {
+            if let Some(child) = children.next() {
+                if visited.len() < max_length {
+                    if child == to {
+                        if visited.len() >= min_length {
+                            let path = visited
+                                .iter()
+                                .cloned()
+                                .chain(Some(to))
+                                .collect::<TargetColl>();
+                            return Some(path);
+                        }
+                    } else if !visited.contains(&child) {
+                        visited.insert(child);
+                        stack.push(graph.neighbors_directed(child, Outgoing));
                     }
-                    spans
-                }
-            };
-
-            let len = spans.len();
-            spans.sort();
-            let ms = MultiSpan::from_spans(spans.clone());
-            let mut span_snippets = spans
-                .iter()
-                .filter_map(|s| match visitor.r.session.source_map().span_to_snippet(*s) {
-                    Ok(s) => Some(format!("`{}`", s)),
-                    _ => None,
-                })
-                .collect::<Vec<String>>();
-            span_snippets.sort();
-            let msg = format!(
-                "unused import{}{}",
-                pluralize!(len),
-                if !span_snippets.is_empty() {
-                    format!(": {}", span_snippets.join(", "))
                 } else {
-                    String::new()
-                }
-            );
-
-            let fix_msg = if fixes.len() == 1 && fixes[0].0 == unused.item_span {
-                "remove the whole `use` item"
-            } else if spans.len() > 1 {
-                "remove the unused imports"
-            } else {
-                "remove the unused import"
-            };
-
-            // If we are in the `--test` mode, suppress a help that adds the `#[cfg(test)]`
-            // attribute; however, if not, suggest adding the attribute. There is no way to
-            // retrieve attributes here because we do not have a `TyCtxt` yet.
-            let test_module_span = if visitor.r.session.opts.test {
-                None
-            } else {
-                let parent_module = visitor.r.get_nearest_non_block_module(
-                    visitor.r.local_def_id(unused.use_tree_id).to_def_id(),
-                );
-                match module_to_string(parent_module) {
-                    Some(module)
-                        if module == "test"
-                            || module == "tests"
-                            || module.starts_with("test_")
-                            || module.starts_with("tests_")
-                            || module.ends_with("_test")
-                            || module.ends_with("_tests") =>
-                    {
-                        Some(parent_module.span)
+                    if (child == to || children.any(|v| v == to)) && visited.len() >= min_length {
+                        let path = visited
+                            .iter()
+                            .cloned()
+                            .chain(Some(to))
+                            .collect::<TargetColl>();
+                        return Some(path);
                     }
-                    _ => None,
+                    stack.pop();
+                    visited.pop();
                 }
-            };
-
-            visitor.r.lint_buffer.buffer_lint_with_diagnostic(
-                UNUSED_IMPORTS,
-                unused.use_tree_id,
-                ms,
-                &msg,
-                BuiltinLintDiagnostics::UnusedImports(fix_msg.into(), fixes, test_module_span),
-            );
-        }
-    }
-}
-
-use core::cmp::Ordering;
-use core::fmt::{self, Debug};
-use core::iter::FusedIterator;
-
-/// Core of an iterator that merges the output of two strictly ascending iterators,
-/// for instance a union or a symmetric difference.
-pub struct MergeIterInner<I: Iterator> {
-    a: I,
-    b: I,
-    peeked: Option<Peeked<I>>,
-}
-
-/// Benchmarks faster than wrapping both iterators in a Peekable,
-/// probably because we can afford to impose a FusedIterator bound.
-#[derive(Clone, Debug)]
-enum Peeked<I: Iterator> {
-    A(I::Item),
-    B(I::Item),
-}
-
-impl<I: Iterator> Clone for MergeIterInner<I>
-where
-    I: Clone,
-    I::Item: Clone,
-{
-    fn clone(&self) -> Self {
-        Self { a: self.a.clone(), b: self.b.clone(), peeked: self.peeked.clone() }
-    }
-}
-
-impl<I: Iterator> Debug for MergeIterInner<I>
-where
-    I: Debug,
-    I::Item: Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MergeIterInner").field(&self.a).field(&self.b).field(&self.peeked).finish()
-    }
-}
-
-impl<I: Iterator> MergeIterInner<I> {
-    /// Creates a new core for an iterator merging a pair of sources.
-    pub fn new(a: I, b: I) -> Self {
-        MergeIterInner { a, b, peeked: None }
-    }
-
-    /// Returns the next pair of items stemming from the pair of sources
-    /// being merged. If both returned options contain a value, that value
-    /// is equal and occurs in both sources. If one of the returned options
-    /// contains a value, that value doesn't occur in the other source (or
-    /// the sources are not strictly ascending). If neither returned option
-    /// contains a value, iteration has finished and subsequent calls will
-    /// return the same empty pair.
-    pub fn nexts<Cmp: Fn(&I::Item, &I::Item) -> Ordering>(
-        &mut self,
-        cmp: Cmp,
-    ) -> (Option<I::Item>, Option<I::Item>)
-    where
-        I: FusedIterator,
-    {
-        let mut a_next;
-        let mut b_next;
-        match self.peeked.take() {
-            Some(Peeked::A(next)) => {
-                a_next = Some(next);
-                b_next = self.b.next();
-            }
-            Some(Peeked::B(next)) => {
-                b_next = Some(next);
-                a_next = self.a.next();
-            }
-            None => {
-                a_next = self.a.next();
-                b_next = self.b.next();
+            } else {
+                stack.pop();
+                visited.pop();
             }
         }
-        if let (Some(ref a1), Some(ref b1)) = (&a_next, &b_next) {
-            match cmp(a1, b1) {
-                Ordering::Less => self.peeked = b_next.take().map(Peeked::B),
-                Ordering::Greater => self.peeked = a_next.take().map(Peeked::A),
-                Ordering::Equal => (),
+        None
+    })
+}
+
+#[cfg(test)]
+mod test {
+    use std::{collections::HashSet, iter::FromIterator};
+
+    use itertools::assert_equal;
+
+    use crate::{dot::Dot, prelude::DiGraph};
+
+    use super::all_simple_paths;
+
+    #[test]
+    fn test_all_simple_paths() {
+        let graph = DiGraph::<i32, i32, _>::from_edges(&[
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (1, 2),
+            (1, 3),
+            (2, 3),
+            (2, 4),
+            (3, 2),
+            (3, 4),
+            (4, 2),
+            (4, 5),
+            (5, 2),
+            (5, 3),
+        ]);
+
+        let expexted_simple_paths_0_to_5 = vec![
+            vec![0usize, 1, 2, 3, 4, 5],
+            vec![0, 1, 2, 4, 5],
+            vec![0, 1, 3, 2, 4, 5],
+            vec![0, 1, 3, 4, 5],
+            vec![0, 2, 3, 4, 5],
+            vec![0, 2, 4, 5],
+            vec![0, 3, 2, 4, 5],
+            vec![0, 3, 4, 5],
+        ];
+
+        println!("{}", Dot::new(&graph));
+        let actual_simple_paths_0_to_5: HashSet<Vec<_>> =
+            all_simple_paths(&graph, 0u32.into(), 5u32.into(), 0, None)
+                .map(|v: Vec<_>| v.into_iter().map(|i| i.index()).collect())
+                .collect();
+        assert_eq!(actual_simple_paths_0_to_5.len(), 8);
+        assert_eq!(
+            HashSet::from_iter(expexted_simple_paths_0_to_5),
+            actual_simple_paths_0_to_5
+        );
+    }
+
+    #[test]
+    fn test_one_simple_path() {
+        let graph = DiGraph::<i32, i32, _>::from_edges(&[(0, 1), (2, 1)]);
+
+        let expexted_simple_paths_0_to_1 = &[vec![0usize, 1]];
+        println!("{}", Dot::new(&graph));
+        let actual_simple_paths_0_to_1: Vec<Vec<_>> =
+            all_simple_paths(&graph, 0u32.into(), 1u32.into(), 0, None)
+                .map(|v: Vec<_>| v.into_iter().map(|i| i.index()).collect())
+                .collect();
+
+        assert_eq!(actual_simple_paths_0_to_1.len(), 1);
+        assert_equal(expexted_simple_paths_0_to_1, &actual_simple_paths_0_to_1);
+    }
+
+    #[test]
+    fn test_no_simple_paths() {
+        let graph = DiGraph::<i32, i32, _>::from_edges(&[(0, 1), (2, 1)]);
+
+        println!("{}", Dot::new(&graph));
+        let actual_simple_paths_0_to_2: Vec<Vec<_>> =
+            all_simple_paths(&graph, 0u32.into(), 2u32.into(), 0, None)
+                .map(|v: Vec<_>| v.into_iter().map(|i| i.index()).collect())
+                .collect();
+
+        assert_eq!(actual_simple_paths_0_to_2.len(), 0);
+    }
+}
+
+//! Compute the transitive reduction and closure of a directed acyclic graph
+//!
+//! ## Transitive reduction and closure
+//! The *transitive closure* of a graph **G = (V, E)** is the graph **Gc = (V, Ec)**
+//! such that **(i, j)** belongs to **Ec** if and only if there is a path connecting
+//! **i** to **j** in **G**. The *transitive reduction* of **G** is the graph **Gr
+//! = (V, Er)** such that **Er** is minimal wrt. inclusion in **E** and the transitive
+//! closure of **Gr** is the same as that of **G**.
+//! The transitive reduction is well-defined for acyclic graphs only.
+
+use crate::adj::{List, UnweightedList};
+use crate::graph::IndexType;
+use crate::visit::{
+    GraphBase, IntoNeighbors, IntoNeighborsDirected, NodeCompactIndexable, NodeCount,
+};
+use crate::Direction;
+use fixedbitset::FixedBitSet;
+
+/// Creates a representation of the same graph respecting topological order for use in `tred::dag_transitive_reduction_closure`.
+///
+/// `toposort` must be a topological order on the node indices of `g` (for example obtained
+/// from [`toposort`]).
+///
+/// [`toposort`]: ../fn.toposort.html
+///
+/// Returns a pair of a graph `res` and the reciprocal of the topological sort `revmap`.
+///
+/// `res` is the same graph as `g` with the following differences:
+/// * Node and edge weights are stripped,
+/// * Node indices are replaced by the corresponding rank in `toposort`,
+/// * Iterating on the neighbors of a node respects topological order.
+///
+/// `revmap` is handy to get back to map indices in `g` to indices in `res`.
+/// ```
+/// use petgraph::prelude::*;
+/// use petgraph::graph::DefaultIx;
+/// use petgraph::visit::IntoNeighbors;
+/// use petgraph::algo::tred::dag_to_toposorted_adjacency_list;
+///
+/// let mut g = Graph::<&str, (), Directed, DefaultIx>::new();
+/// let second = g.add_node("second child");
+/// let top = g.add_node("top");
+/// let first = g.add_node("first child");
+/// g.extend_with_edges(&[(top, second), (top, first), (first, second)]);
+///
+/// let toposort = vec![top, first, second];
+///
+/// let (res, revmap) = dag_to_toposorted_adjacency_list(&g, &toposort);
+///
+/// // let's compute the children of top in topological order
+/// let children: Vec<NodeIndex> = res
+///     .neighbors(revmap[top.index()])
+///     .map(|ix: NodeIndex| toposort[ix.index()])
+///     .collect();
+/// assert_eq!(children, vec![first, second])
+/// ```
+///
+/// Runtime: **O(|V| + |E|)**.
+///
+/// Space complexity: **O(|V| + |E|)**.
+pub fn dag_to_toposorted_adjacency_list<G, Ix: IndexType>(
+    g: G,
+    toposort: &[G::NodeId],
+) -> (UnweightedList<Ix>, Vec<Ix>)
+where
+    G: GraphBase + IntoNeighborsDirected + NodeCompactIndexable + NodeCount,
+    G::NodeId: IndexType,
+{
+    let mut res = List::with_capacity(g.node_count());
+    // map from old node index to rank in toposort
+    let mut revmap = vec![Ix::default(); g.node_bound()];
+    for (ix, &old_ix) in toposort.iter().enumerate() {
+        let ix = Ix::new(ix);
+        revmap[old_ix.index()] = ix;
+        let iter = g.neighbors_directed(old_ix, Direction::Incoming);
+        let new_ix: Ix = res.add_node_with_capacity(iter.size_hint().0);
+        debug_assert_eq!(new_ix.index(), ix.index());
+        for old_pre in iter {
+            let pre: Ix = revmap[old_pre.index()];
+            res.add_edge(pre, ix, ());
+        }
+    }
+    (res, revmap)
+}
+
+/// Computes the transitive reduction and closure of a DAG.
+///
+/// The algorithm implemented here comes from [On the calculation of
+/// transitive reduction-closure of
+/// orders](https://www.sciencedirect.com/science/article/pii/0012365X9390164O) by Habib, Morvan
+/// and Rampon.
+///
+/// The input graph must be in a very specific format: an adjacency
+/// list such that:
+/// * Node indices are a toposort, and
+/// * The neighbors of all nodes are stored in topological order.
+/// To get such a representation, use the function [`dag_to_toposorted_adjacency_list`].
+///
+/// [`dag_to_toposorted_adjacency_list`]: ./fn.dag_to_toposorted_adjacency_list.html
+///
+/// The output is the pair of the transitive reduction and the transitive closure.
+///
+/// Runtime complexity: **O(|V| + \sum_{(x, y) \in Er} d(y))** where **d(y)**
+/// denotes the outgoing degree of **y** in the transitive closure of **G**.
+/// This is still **O(|V|³)** in the worst case like the naive algorithm but
+/// should perform better for some classes of graphs.
+///
+/// Space complexity: **O(|E|)**.
+pub fn dag_transitive_reduction_closure<E, Ix: IndexType>(
+    g: &List<E, Ix>,
+) -> (UnweightedList<Ix>, UnweightedList<Ix>) {
+    let mut tred = List::with_capacity(g.node_count());
+    let mut tclos = List::with_capacity(g.node_count());
+    let mut mark = FixedBitSet::with_capacity(g.node_count());
+    for i in g.node_indices() {
+        tred.add_node();
+        tclos.add_node_with_capacity(g.neighbors(i).len());
+    }
+    // the algorithm relies on this iterator being toposorted
+    for i in g.node_indices().rev() {
+        // the algorighm relies on this iterator being toposorted
+        for x in g.neighbors(i) {
+            if !mark[x.index()] {
+                tred.add_edge(i, x, ());
+                tclos.add_edge(i, x, ());
+                for e in tclos.edge_indices_from(x) {
+                    let y = tclos.edge_endpoints(e).unwrap().1;
+                    if !mark[y.index()] {
+                        mark.insert(y.index());
+                        tclos.add_edge(i, y, ());
+                    }
+                }
             }
         }
-        (a_next, b_next)
-    }
-
-    /// Returns a pair of upper bounds for the `size_hint` of the final iterator.
-    pub fn lens(&self) -> (usize, usize)
-    where
-        I: ExactSizeIterator,
-    {
-        match self.peeked {
-            Some(Peeked::A(_)) => (1 + self.a.len(), self.b.len()),
-            Some(Peeked::B(_)) => (self.a.len(), 1 + self.b.len()),
-            _ => (self.a.len(), self.b.len()),
+        for y in tclos.neighbors(i) {
+            mark.set(y.index(), false);
         }
     }
+    (tred, tclos)
 }
 
-//! Inplace iterate-and-collect specialization for `Vec`
-//!
-//! Note: This documents Vec internals, some of the following sections explain implementation
-//! details and are best read together with the source of this module.
-//!
-//! The specialization in this module applies to iterators in the shape of
-//! `source.adapter().adapter().adapter().collect::<Vec<U>>()`
-//! where `source` is an owning iterator obtained from [`Vec<T>`], [`Box<[T]>`][box] (by conversion to `Vec`)
-//! or [`BinaryHeap<T>`], the adapters each consume one or more items per step
-//! (represented by [`InPlaceIterable`]), provide transitive access to `source` (via [`SourceIter`])
-//! and thus the underlying allocation. And finally the layouts of `T` and `U` must
-//! have the same size and alignment, this is currently ensured via const eval instead of trait bounds
-//! in the specialized [`SpecFromIter`] implementation.
-//!
-//! [`BinaryHeap<T>`]: crate::collections::BinaryHeap
-//! [box]: crate::boxed::Box
-//!
-//! By extension some other collections which use `collect::<Vec<_>>()` internally in their
-//! `FromIterator` implementation benefit from this too.
-//!
-//! Access to the underlying source goes through a further layer of indirection via the private
-//! trait [`AsVecIntoIter`] to hide the implementation detail that other collections may use
-//! `vec::IntoIter` internally.
-//!
-//! In-place iteration depends on the interaction of several unsafe traits, implementation
-//! details of multiple parts in the iterator pipeline and often requires holistic reasoning
-//! across multiple structs since iterators are executed cooperatively rather than having
-//! a central evaluator/visitor struct executing all iterator components.
-//!
-//! # Reading from and writing to the same allocation
-//!
-//! By its nature collecting in place means that the reader and writer side of the iterator
-//! use the same allocation. Since `try_fold()` (used in [`SpecInPlaceCollect`]) takes a
-//! reference to the iterator for the duration of the iteration that means we can't interleave
-//! the step of reading a value and getting a reference to write to. Instead raw pointers must be
-//! used on the reader and writer side.
-//!
-//! That writes never clobber a yet-to-be-read item is ensured by the [`InPlaceIterable`] requirements.
-//!
-//! # Layout constraints
-//!
-//! [`Allocator`] requires that `allocate()` and `deallocate()` have matching alignment and size.
-//! Additionally this specialization doesn't make sense for ZSTs as there is no reallocation to
-//! avoid and it would make pointer arithmetic more difficult.
-//!
-//! [`Allocator`]: core::alloc::Allocator
-//!
-//! # Drop- and panic-safety
-//!
-//! Iteration can panic, requiring dropping the already written parts but also the remainder of
-//! the source. Iteration can also leave some source items unconsumed which must be dropped.
-//! All those drops in turn can panic which then must either leak the allocation or abort to avoid
-//! double-drops.
-//!
-//! This is handled by the [`InPlaceDrop`] guard for sink items (`U`) and by
-//! [`vec::IntoIter::forget_allocation_drop_remaining()`] for remaining source items (`T`).
-//!
-//! [`vec::IntoIter::forget_allocation_drop_remaining()`]: super::IntoIter::forget_allocation_drop_remaining()
-//!
-//! # O(1) collect
-//!
-//! The main iteration itself is further specialized when the iterator implements
-//! [`TrustedRandomAccessNoCoerce`] to let the optimizer see that it is a counted loop with a single
-//! [induction variable]. This can turn some iterators into a noop, i.e. it reduces them from O(n) to
-//! O(1). This particular optimization is quite fickle and doesn't always work, see [#79308]
-//!
-//! [#79308]: https://github.com/rust-lang/rust/issues/79308
-//! [induction variable]: https://en.wikipedia.org/wiki/Induction_variable
-//!
-//! Since unchecked accesses through that trait do not advance the read pointer of `IntoIter`
-//! this would interact unsoundly with the requirements about dropping the tail described above.
-//! But since the normal `Drop` implementation of `IntoIter` would suffer from the same problem it
-//! is only correct for `TrustedRandomAccessNoCoerce` to be implemented when the items don't
-//! have a destructor. Thus that implicit requirement also makes the specialization safe to use for
-//! in-place collection.
-//! Note that this safety concern is about the correctness of `impl Drop for IntoIter`,
-//! not the guarantees of `InPlaceIterable`.
-//!
-//! # Adapter implementations
-//!
-//! The invariants for adapters are documented in [`SourceIter`] and [`InPlaceIterable`], but
-//! getting them right can be rather subtle for multiple, sometimes non-local reasons.
-//! For example `InPlaceIterable` would be valid to implement for [`Peekable`], except
-//! that it is stateful, cloneable and `IntoIter`'s clone implementation shortens the underlying
-//! allocation which means if the iterator has been peeked and then gets cloned there no longer is
-//! enough room, thus breaking an invariant ([#85322]).
-//!
-//! [#85322]: https://github.com/rust-lang/rust/issues/85322
-//! [`Peekable`]: core::iter::Peekable
-//!
-//!
-//! # Examples
-//!
-//! Some cases that are optimized by this specialization, more can be found in the `Vec`
-//! benchmarks:
-//!
-//! ```rust
-//! # #[allow(dead_code)]
-//! /// Converts a usize vec into an isize one.
-//! pub fn cast(vec: Vec<usize>) -> Vec<isize> {
-//!   // Does not allocate, free or panic. On optlevel>=2 it does not loop.
-//!   // Of course this particular case could and should be written with `into_raw_parts` and
-//!   // `from_raw_parts` instead.
-//!   vec.into_iter().map(|u| u as isize).collect()
-//! }
-//! ```
-//!
-//! ```rust
-//! # #[allow(dead_code)]
-//! /// Drops remaining items in `src` and if the layouts of `T` and `U` match it
-//! /// returns an empty Vec backed by the original allocation. Otherwise it returns a new
-//! /// empty vec.
-//! pub fn recycle_allocation<T, U>(src: Vec<T>) -> Vec<U> {
-//!   src.into_iter().filter_map(|_| None).collect()
-//! }
-//! ```
-//!
-//! ```rust
-//! let vec = vec![13usize; 1024];
-//! let _ = vec.into_iter()
-//!   .enumerate()
-//!   .filter_map(|(idx, val)| if idx % 2 == 0 { Some(val+idx) } else {None})
-//!   .collect::<Vec<_>>();
-//!
-//! // is equivalent to the following, but doesn't require bounds checks
-//!
-//! let mut vec = vec![13usize; 1024];
-//! let mut write_idx = 0;
-//! for idx in 0..vec.len() {
-//!    if idx % 2 == 0 {
-//!       vec[write_idx] = vec[idx] + idx;
-//!       write_idx += 1;
-//!    }
-//! }
-//! vec.truncate(write_idx);
-//! ```
-use core::iter::{InPlaceIterable, SourceIter, TrustedRandomAccessNoCoerce};
-use core::mem::{self, ManuallyDrop};
-use core::ptr::{self};
-
-use super::{InPlaceDrop, SpecFromIter, SpecFromIterNested, Vec};
-
-/// Specialization marker for collecting an iterator pipeline into a Vec while reusing the
-/// source allocation, i.e. executing the pipeline in place.
-#[rustc_unsafe_specialization_marker]
-pub(super) trait InPlaceIterableMarker {}
-
-impl<T> InPlaceIterableMarker for T where T: InPlaceIterable {}
-
-impl<T, I> SpecFromIter<T, I> for Vec<T>
-where
-    I: Iterator<Item = T> + SourceIter<Source: AsVecIntoIter> + InPlaceIterableMarker,
-{
-    default fn from_iter(mut iterator: I) -> Self {
-        // See "Layout constraints" section in the module documentation. We rely on const
-        // optimization here since these conditions currently cannot be expressed as trait bounds
-        if mem::size_of::<T>() == 0
-            || mem::size_of::<T>()
-                != mem::size_of::<<<I as SourceIter>::Source as AsVecIntoIter>::Item>()
-            || mem::align_of::<T>()
-                != mem::align_of::<<<I as SourceIter>::Source as AsVecIntoIter>::Item>()
-        {
-            // fallback to more generic implementations
-            return SpecFromIterNested::from_iter(iterator);
-        }
-
-        let (src_buf, src_ptr, dst_buf, dst_end, cap) = unsafe {
-            let inner = iterator.as_inner().as_into_iter();
-            (
-                inner.buf.as_ptr(),
-                inner.ptr,
-                inner.buf.as_ptr() as *mut T,
-                inner.end as *const T,
-                inner.cap,
-            )
-        };
-
-        let len = SpecInPlaceCollect::collect_in_place(&mut iterator, dst_buf, dst_end);
-
-        let src = unsafe { iterator.as_inner().as_into_iter() };
-        // check if SourceIter contract was upheld
-        // caveat: if they weren't we might not even make it to this point
-        debug_assert_eq!(src_buf, src.buf.as_ptr());
-        // check InPlaceIterable contract. This is only possible if the iterator advanced the
-        // source pointer at all. If it uses unchecked access via TrustedRandomAccess
-        // then the source pointer will stay in its initial position and we can't use it as reference
-        if src.ptr != src_ptr {
-            debug_assert!(
-                unsafe { dst_buf.add(len) as *const _ } <= src.ptr,
-                "InPlaceIterable contract violation, write pointer advanced beyond read pointer"
-            );
-        }
-
-        // Drop any remaining values at the tail of the source but prevent drop of the allocation
-        // itself once IntoIter goes out of scope.
-        // If the drop panics then we also leak any elements collected into dst_buf.
-        //
-        // Note: This access to the source wouldn't be allowed by the TrustedRandomIteratorNoCoerce
-        // contract (used by SpecInPlaceCollect below). But see the "O(1) collect" section in the
-        // module documenttation why this is ok anyway.
-        src.forget_allocation_drop_remaining();
-
-        let vec = unsafe { Vec::from_raw_parts(dst_buf, len, cap) };
-
-        vec
-    }
-}
-
-fn write_in_place_with_drop<T>(
-    src_end: *const T,
-) -> impl FnMut(InPlaceDrop<T>, T) -> Result<InPlaceDrop<T>, !> {
-    move |mut sink, item| {
-        unsafe {
-            // the InPlaceIterable contract cannot be verified precisely here since
-            // try_fold has an exclusive reference to the source pointer
-            // all we can do is check if it's still in range
-            debug_assert!(sink.dst as *const _ <= src_end, "InPlaceIterable contract violation");
-            ptr::write(sink.dst, item);
-            // Since this executes user code which can panic we have to bump the pointer
-            // after each step.
-            sink.dst = sink.dst.add(1);
-        }
-        Ok(sink)
-    }
-}
-
-/// Helper trait to hold specialized implementations of the in-place iterate-collect loop
-trait SpecInPlaceCollect<T, I>: Iterator<Item = T> {
-    /// Collects an iterator (`self`) into the destination buffer (`dst`) and returns the number of items
-    /// collected. `end` is the last writable element of the allocation and used for bounds checks.
-    ///
-    /// This method is specialized and one of its implementations makes use of
-    /// `Iterator::__iterator_get_unchecked` calls with a `TrustedRandomAccessNoCoerce` bound
-    /// on `I` which means the caller of this method must take the safety conditions
-    /// of that trait into consideration.
-    fn collect_in_place(&mut self, dst: *mut T, end: *const T) -> usize;
-}
-
-impl<T, I> SpecInPlaceCollect<T, I> for I
-where
-    I: Iterator<Item = T>,
-{
-    #[inline]
-    default fn collect_in_place(&mut self, dst_buf: *mut T, end: *const T) -> usize {
-        // use try-fold since
-        // - it vectorizes better for some iterator adapters
-        // - unlike most internal iteration methods, it only takes a &mut self
-        // - it lets us thread the write pointer through its innards and get it back in the end
-        let sink = InPlaceDrop { inner: dst_buf, dst: dst_buf };
-        let sink =
-            self.try_fold::<_, _, Result<_, !>>(sink, write_in_place_with_drop(end)).unwrap();
-        // iteration succeeded, don't drop head
-        unsafe { ManuallyDrop::new(sink).dst.sub_ptr(dst_buf) }
-    }
-}
-
-impl<T, I> SpecInPlaceCollect<T, I> for I
-where
-    I: Iterator<Item = T> + TrustedRandomAccessNoCoerce,
-{
-    #[inline]
-    fn collect_in_place(&mut self, dst_buf: *mut T, end: *const T) -> usize {
-        let len = self.size();
-        let mut drop_guard = InPlaceDrop { inner: dst_buf, dst: dst_buf };
-        for i in 0..len {
-            // Safety: InplaceIterable contract guarantees that for every element we read
-            // one slot in the underlying storage will have been freed up and we can immediately
-            // write back the result.
-            unsafe {
-                let dst = dst_buf.offset(i as isize);
-                debug_assert!(dst as *const _ <= end, "InPlaceIterable contract violation");
-                ptr::write(dst, self.__iterator_get_unchecked(i));
-                // Since this executes user code which can panic we have to bump the pointer
-                // after each step.
-                drop_guard.dst = dst.add(1);
-            }
-        }
-        mem::forget(drop_guard);
-        len
-    }
-}
-
-/// Internal helper trait for in-place iteration specialization.
-///
-/// Currently this is only implemented by [`vec::IntoIter`] - returning a reference to itself - and
-/// [`binary_heap::IntoIter`] which returns a reference to its inner representation.
-///
-/// Since this is an internal trait it hides the implementation detail `binary_heap::IntoIter`
-/// uses `vec::IntoIter` internally.
-///
-/// [`vec::IntoIter`]: super::IntoIter
-/// [`binary_heap::IntoIter`]: crate::collections::binary_heap::IntoIter
-///
-/// # Safety
-///
-/// In-place iteration relies on implementation details of `vec::IntoIter`, most importantly that
-/// it does not create references to the whole allocation during iteration, only raw pointers
-#[rustc_specialization_trait]
-pub(crate) unsafe trait AsVecIntoIter {
-    type Item;
-    fn as_into_iter(&mut self) -> &mut super::IntoIter<Self::Item>;
+#[cfg(test)]
+#[test]
+fn test_easy_tred() {
+    let mut input = List::new();
+    let a: u8 = input.add_node();
+    let b = input.add_node();
+    let c = input.add_node();
+    input.add_edge(a, b, ());
+    input.add_edge(a, c, ());
+    input.add_edge(b, c, ());
+    let (tred, tclos) = dag_transitive_reduction_closure(&input);
+    assert_eq!(tred.node_count(), 3);
+    assert_eq!(tclos.node_count(), 3);
+    assert!(tred.find_edge(a, b).is_some());
+    assert!(tred.find_edge(b, c).is_some());
+    assert!(tred.find_edge(a, c).is_none());
+    assert!(tclos.find_edge(a, b).is_some());
+    assert!(tclos.find_edge(b, c).is_some());
+    assert!(tclos.find_edge(a, c).is_some());
 }
