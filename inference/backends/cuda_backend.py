@@ -105,7 +105,7 @@ class CudaSession:
         self.att = cuda.device_array((c.n_ctx, C), dtype=np.float32)
         self.fc = cuda.device_array((c.n_ctx, 4 * C), dtype=np.float32)
         self.logits = cuda.device_array((1, c.vocab_size), dtype=np.float32)
-        self.sampler = BatchSampler(1, c.vocab_size)
+        self.sampler = BatchSampler(1, c.vocab_size, c.n_ctx)
         self.length = 0
 
     def hidden_states(self, ids):  # [T] -> device [T, C], after the final layer norm
@@ -161,7 +161,7 @@ class CudaKVPool:
         self.block_tables = cuda.device_array((R, self.max_blocks), dtype=np.int32)
         self.h_last = cuda.device_array((R, C), dtype=np.float32)
         self.logits = cuda.device_array((R, c.vocab_size), dtype=np.float32)
-        self.sampler = BatchSampler(R, c.vocab_size)
+        self.sampler = BatchSampler(R, c.vocab_size, c.n_ctx)
 
     def upload_batch(self, chunks) -> "BatchRows":
         """The batch's row metadata, computed on the host and copied into the

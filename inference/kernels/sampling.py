@@ -215,22 +215,30 @@ class Sampler:
 
 class BatchSampler:
     """One token for each of n rows of logits, one block per row: the scratch
-    and the settings' buffers for `max_rows` rows, allocated once."""
+    and the settings' buffers for `max_rows` rows, allocated once; the
+    penalties' buffers too, for rows that have seen at most `max_seen`
+    distinct tokens (a backend passes n_ctx: a sequence sees no more than its
+    context holds; None: every token of the vocabulary)."""
 
-    def __init__(self, max_rows, vocab_size, block_size=SAMPLE_BLOCK):
+    def __init__(self, max_rows, vocab_size, max_seen=None, block_size=SAMPLE_BLOCK):
         self.weights = cuda.device_array((max_rows, vocab_size), dtype=np.float32)
         self.bits = self.weights.view(np.int32)
         self.floats = cuda.device_array((max_rows, 3), dtype=np.float32)
         self.ints = cuda.device_array((max_rows, 3), dtype=np.int32)
         self.out = cuda.device_array(max_rows, dtype=np.int32)
         self.logprob = cuda.device_array(max_rows, dtype=np.float32)
+        seen = max_rows * min(max_seen or vocab_size, vocab_size)
+        self.seen_ids = cuda.device_array(seen, dtype=np.int32)
+        self.subtract = cuda.device_array(seen, dtype=np.float32)
+        self.offsets = cuda.device_array(max_rows + 1, dtype=np.int32)
+        self.repetition = cuda.device_array(max_rows, dtype=np.float32)
         self.block_size = block_size
 
     def launch(self, logits, samplings: list[Sampling]) -> list[Pick]:
         """device [n, V] logits (penalized in place) -> n Picks, on the host."""
         n, V = logits.shape
         threads = min(self.block_size, MAX_BLOCK // 2)
-        penalize(logits, samplings, threads)
+        self.penalize(logits, samplings, threads)
         floats, ints = np.empty((n, 3), dtype=np.float32), np.empty((n, 3), dtype=np.int32)
         floats[:, [TEMPERATURE, TOP_P, COIN]] = [(s.temperature, s.top_p, s.coin) for s in samplings]
         ints[:, TOP_K] = np.minimum([s.top_k for s in samplings], V)  # any k >= V keeps everything
@@ -244,6 +252,25 @@ class BatchSampler:
         logprobs = self.logprob[:n].copy_to_host() if ints[:, WANT_LOGPROB].any() else None
         return [self.pick(logits, r, int(ids[r]), s, logprobs) for r, s in enumerate(samplings)]
 
+    def penalize(self, logits, samplings: list[Sampling], threads: int) -> None:
+        """Apply the rows' penalties to device [n, V] logits, in place (none: no launch).
+        Row r's distinct seen ids are seen_ids[offsets[r]:offsets[r + 1]]."""
+        rows = [s.penalties for s in samplings]
+        if all(p is None for p in rows):
+            return
+        ids = np.concatenate([p.ids if p is not None else np.zeros(0, np.int64) for p in rows]).astype(np.int32)
+        subtract = np.concatenate([p.subtract if p is not None else np.zeros(0, np.float32) for p in rows])
+        offsets = np.concatenate([[0], np.cumsum([len(p.ids) if p is not None else 0 for p in rows])]).astype(np.int32)
+        repetition = np.array([p.repetition if p is not None else 1.0 for p in rows], dtype=np.float32)
+        n, seen = len(rows), len(ids)
+        if seen:
+            self.seen_ids[:seen].copy_to_device(ids)
+            self.subtract[:seen].copy_to_device(subtract.astype(np.float32, copy=False))
+        self.offsets[:n + 1].copy_to_device(offsets)
+        self.repetition[:n].copy_to_device(repetition)
+        penalize_kernel[n, threads](logits, self.seen_ids[:max(seen, 1)], self.subtract[:max(seen, 1)],
+                                    self.offsets[:n + 1], self.repetition[:n])
+
     @staticmethod
     def pick(logits, r, token, s: Sampling, logprobs) -> Pick:
         if s.logprobs is None:
@@ -252,19 +279,6 @@ class BatchSampler:
         if s.logprobs > 0:  # the alternatives are ranked on the host: this row's logits come back
             top = top_logprobs(log_softmax(logits[r].copy_to_host(), s.temperature), s.logprobs)
         return Pick(token, float(logprobs[r]), top)
-
-
-def penalize(logits, samplings: list[Sampling], threads: int) -> None:
-    """Apply the rows' penalties to device [n, V] logits, in place (none: no launch)."""
-    rows = [s.penalties for s in samplings]
-    if all(p is None for p in rows):
-        return
-    ids = np.concatenate([p.ids if p is not None else np.zeros(0, np.int64) for p in rows]).astype(np.int32)
-    subtract = np.concatenate([p.subtract if p is not None else np.zeros(0, np.float32) for p in rows])
-    offsets = np.concatenate([[0], np.cumsum([len(p.ids) if p is not None else 0 for p in rows])]).astype(np.int32)
-    repetition = np.array([p.repetition if p is not None else 1.0 for p in rows], dtype=np.float32)
-    penalize_kernel[len(rows), threads](logits, cuda.to_device(ids), cuda.to_device(subtract.astype(np.float32)),
-                                        cuda.to_device(offsets), cuda.to_device(repetition))
 
 
 def sample(logits, temperature, top_k, top_p, coin, block_size=SAMPLE_BLOCK):  # device [V] -> int

@@ -68,7 +68,7 @@ def test_penalties_min_p_and_logprobs_on_the_device_match_the_reference():
             Sampling(1.0, 40, 0.9, 0.7, min_p=0.05),
             Sampling(1.2, 0, 0.95, 0.1, logprobs=20)]
     d_logits = device(logits)
-    got = BatchSampler(4, V_).launch(d_logits, rows)
+    got = BatchSampler(4, V_, max_seen=len(set(seen))).launch(d_logits, rows)
     penalized = d_logits.copy_to_host()
     for r, (row, s, pick) in enumerate(zip(logits, rows, got)):
         want_logits = penalize(row, s.penalties) if s.penalties is not None else row
@@ -82,3 +82,20 @@ def test_penalties_min_p_and_logprobs_on_the_device_match_the_reference():
             continue
         assert abs(pick.logprob - float(want.logprob)) < 1e-5
         assert [i for i, _ in pick.top] == [i for i, _ in want.top]
+
+
+def test_a_launch_with_penalties_allocates_nothing_on_the_device(monkeypatch):
+    """The penalties' ids and amounts go into buffers allocated with the sampler,
+    not into new device arrays every step."""
+    logits = RNG.standard_normal((2, 300)).astype(np.float32)
+    rows = [Sampling(0.0, 0, 1.0, 0.5, penalties=Penalties.of([3, 4, 4, 7], 1, 1.5, 0.5, 0.5)),
+            Sampling(0.0, 0, 1.0, 0.5, penalties=Penalties.of([7, 8], 1, 1.2, 0.0, 0.0))]
+    sampler, d_logits = BatchSampler(2, 300, max_seen=8), device(logits)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a device allocation during a launch")
+
+    monkeypatch.setattr(sampling_k.cuda, "to_device", refuse)
+    monkeypatch.setattr(sampling_k.cuda, "device_array", refuse)
+    picks = sampler.launch(d_logits, rows)
+    assert [p.id for p in picks] == [choose(row, s).id for row, s in zip(logits, rows)]
