@@ -14,7 +14,8 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    of --repeat rounds, so that a noisy neighbour slows them alike.
    And the ceiling: the step's matrix products for 8 rows, one row at a time
    against all rows at once (OpenBLAS, and PyTorch if installed), which is
-   the most batching can gain on them on this CPU, invariant or not.
+   the most batching can gain on them on this CPU, invariant or not; and the
+   batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
    it has a process and a GIL of its own), twice: at the default --max-batch
    (16) and at --max-batch 1. For each N, N client threads each stream one
@@ -163,6 +164,24 @@ def matmul_ceiling(model, repeat, n=8):
         single_ms, batched_ms = best_ms([single, batched], repeat, calls=3)
         print(f"| {name} | {single_ms:.2f} | {macs / single_ms / 1e6:.1f} | {batched_ms:.2f} | "
               f"{macs / batched_ms / 1e6:.1f} | {single_ms / batched_ms:.2f}x |")
+    print()
+
+
+def blas_row_counts(model, most=16):
+    """For each distinct weight shape: the batch sizes (rows at once) at which
+    one matrix product gives a row other bits than a product over two rows
+    does. Any entry means BLAS's matrix product is not batch invariant here,
+    whatever a matrix-vector product (1 row) does."""
+    rows = np.random.default_rng(1).standard_normal((most, max(w.shape[0] for w in step_weights(model.params))))
+    rows = rows.astype(np.float32)
+    print(f"OpenBLAS matrix products of 2..{most} rows: where a row's result differs from the same row's in a product of 2:")
+    print("| weight [in, out] | rows at once where it differs |")
+    print("| --- | --- |")
+    for shape, w in {w.shape: w for w in step_weights(model.params)}.items():
+        x = rows[:, :shape[0]]
+        pairs = np.concatenate([x[i:i + 2] @ w for i in range(0, most, 2)])  # each row in a product of 2
+        differ = [n for n in range(3, most + 1) if not np.array_equal(x[:n] @ w, pairs[:n])]
+        print(f"| {list(shape)} | {', '.join(map(str, differ)) or 'none'} |")
     print()
 
 
@@ -323,6 +342,7 @@ def main():
     print()
     step_costs(model, args.repeat)
     matmul_ceiling(model, args.repeat)
+    blas_row_counts(model)
     prefix_cache_ttft(model)
     clients_table(args.model, [int(n) for n in args.clients.split(",")], args.new_tokens, args.rounds)
 
