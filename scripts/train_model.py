@@ -2,8 +2,8 @@
 
     pip install -e .[train]
     python scripts/train_model.py --corpus corpus --tokenizer data/claude-rust-small \
-        --out runs/rust-small
-    python scripts/train_model.py ... --resume          # continue from runs/rust-small/ckpt.pt
+        --out runs/rust-small-2
+    python scripts/train_model.py ... --resume          # continue from runs/rust-small-2/ckpt.pt
     python scripts/train_model.py ... --export-only     # write data/claude-rust-small from the checkpoint
 
 The model is the architecture the NumPy reference computes (pre-norm blocks,
@@ -149,16 +149,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path("corpus"))
     ap.add_argument("--tokenizer", type=Path, default=Path("data/claude-rust-small"))
-    ap.add_argument("--out", type=Path, default=Path("runs/rust-small"))
+    ap.add_argument("--out", type=Path, default=Path("runs/rust-small-2"))
     ap.add_argument("--export", type=Path, default=Path("data/claude-rust-small"))
-    ap.add_argument("--n-layer", type=int, default=4)
+    ap.add_argument("--n-layer", type=int, default=6)
     ap.add_argument("--n-head", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
-    ap.add_argument("--n-ctx", type=int, default=256)
+    ap.add_argument("--n-ctx", type=int, default=512)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--tokens", type=float, default=18e6, help="tokens the schedule spans")
+    ap.add_argument("--tokens", type=float, default=30e6, help="tokens the schedule spans")
     ap.add_argument("--minutes", type=float, default=1e9, help="stop (and export) after this long")
     ap.add_argument("--steps-this-run", type=int, default=0, help="stop (and export) after this many steps (0: no limit)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
