@@ -9,7 +9,9 @@ ms, GB/s (memory-bound kernels: bytes that must move at least once) or
 TFLOP/s (matmul, attention), beside the same operation in PyTorch (float32,
 TF32 off) and beside a device-to-device copy of the same bytes. Then
 end-to-end greedy decode tokens/s on the same weights: the CUDA backend,
-the NumPy backend, and PyTorch (Hugging Face transformers, eager).
+the NumPy backend, and PyTorch (Hugging Face transformers, eager); the
+kernel launches in a decode step beside what launching costs the host; and
+the engine's aggregate tokens/s with several requests at once.
 
     NUMBA_ENABLE_CUDASIM=1 python scripts/bench_kernels.py --smoke
 
@@ -20,6 +22,7 @@ CPU) to check the script itself: its timings mean nothing.
 import argparse
 import platform
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +271,88 @@ def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
         print(f"| {name} | {tps:,.0f} |")
 
 
+@contextmanager
+def counting_launches():
+    """Count kernel launches: every `kernel[grid, block](...)` configures the
+    kernel first, and all our kernels share one class (the simulator's too)."""
+    from inference.kernels.gelu import gelu_v1_kernel
+    kind = type(gelu_v1_kernel)
+    configure, count = kind.__getitem__, [0]
+
+    def counted(self, launch_config):
+        count[0] += 1
+        return configure(self, launch_config)
+
+    kind.__getitem__ = counted
+    try:
+        yield count
+    finally:
+        kind.__getitem__ = configure
+
+
+def empty_launch_us(n=2000):
+    """Host microseconds per launch of a kernel that does nothing, launched back to back."""
+    from numba import cuda
+
+    @cuda.jit
+    def nothing(x):
+        pass
+
+    x = cuda.device_array(1, dtype=np.float32)
+    nothing[1, 1](x)  # compiles
+    cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        nothing[1, 1](x)
+    cuda.synchronize()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def timed_ms(step):
+    t0 = time.perf_counter()
+    step()  # ends with the chosen ids copied to the host: synchronized
+    return (time.perf_counter() - t0) * 1e3
+
+
+def launch_costs(model_dir, requests, prompt_tokens, repeat, warm_up=True):
+    """Kernel launches in a decode step of the CUDA backend, and what they cost
+    the host at least: launches x the time to launch an empty kernel. Where that
+    floor is near the step's time, launch overhead, not the GPU, bounds decode."""
+    from inference import load_model
+    from inference.reference.paged import Chunk
+    from inference.reference.sampling import Sampling
+    greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
+    model = load_model(model_dir, device="cuda")
+    prompt = model.tokenizer.encode("fn main() {\n    let x = 1;")[:prompt_tokens]
+    session = model.new_session()
+    token = session.step(prompt, greedy).id
+
+    def session_step():
+        session.length = len(prompt)  # the same position every time
+        session.step([token], greedy)
+
+    block, blocks_each = 16, -(-(len(prompt) + 1) // 16)
+    pool = model.new_kv_pool(requests * blocks_each, block)
+    tables = [list(range(i * blocks_each, (i + 1) * blocks_each)) for i in range(requests)]
+    model.step_batch(pool, [Chunk(prompt, 0, table, greedy) for table in tables])  # prefill every sequence
+
+    def engine_step(n):
+        return lambda: model.step_batch(pool, [Chunk([token], len(prompt), table, greedy) for table in tables[:n]])
+
+    launch_us = empty_launch_us(200 if repeat == 1 else 2000)
+    print(f"kernel launches in a decode step; an empty kernel launches in {launch_us:.1f} us on the host:")
+    print("| step | kernel launches | launches x empty launch, ms | the step, ms |")
+    print("| --- | --- | --- | --- |")
+    for name, step in [("one sequence (CudaSession)", session_step), ("engine, 1 row", engine_step(1)),
+                       (f"engine, {requests} rows", engine_step(requests))]:
+        if warm_up:
+            step()  # compiles what the prefill did not use
+        with counting_launches() as count:
+            times = [timed_ms(step)]
+        times += [timed_ms(step) for _ in range(repeat - 1)]
+        print(f"| {name} | {count[0]} | {count[0] * launch_us / 1e3:.3f} | {np.median(times):.3f} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
@@ -307,6 +392,8 @@ def main(argv=None):
     bench_paged(timer, shapes["paged"], shapes["vocab"][0], rng)
     print()
     decode_speeds(args.model, torch, torch_device, *shapes["decode"][0])
+    print()
+    launch_costs(args.model, shapes["batch"][0], shapes["decode"][0][0], timer.repeat, warm_up=not args.smoke)
     print()
     batch_decode_speed(args.model, shapes["batch"][0], *shapes["decode"][0], warm_up=not args.smoke)
 

@@ -3,6 +3,7 @@ PyTorch, then decode on both backends and in PyTorch) at --smoke sizes: on a
 GPU for real, under the simulator as a check of the script itself."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ pytest.importorskip("transformers", reason="the decode comparison runs the weigh
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_kernels.py"
 
 
-def test_smoke_run_prints_every_row(capsys):
+def test_smoke_run_prints_every_row(capsys, tiny_model_dir):
+    """On a small random model: under the simulator each step of the shipped one takes many seconds."""
     spec = importlib.util.spec_from_file_location("bench_kernels", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    bench.main(["--smoke"])
+    bench.main(["--smoke", "--model", str(tiny_model_dir)])
     out = capsys.readouterr().out
     from inference.kernels import attention, gelu, layernorm, matmul, softmax
     for name, module in [("layer_norm", layernorm), ("gelu", gelu), ("softmax", softmax), ("linear", matmul),
@@ -26,5 +28,7 @@ def test_smoke_run_prints_every_row(capsys):
             assert f"| {name} v{v} |" in out
     assert "| sample (" in out and "| sample_batch (" in out and "| paged_attention (decode rows) |" in out
     assert "| requests at once | tokens/s | vs one |" in out
+    launches = re.findall(r"^\| (one sequence \(CudaSession\)|engine, 1 row|engine, 2 rows) \| (\d+) \|", out, re.M)
+    assert len(launches) == 3 and all(int(n) > 0 for _, n in launches), out
     for backend in ("inference, cuda backend", "inference, cpu backend", "PyTorch eager (HF)"):
         assert f"| {backend}" in out
