@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole GPU check in one call, for a machine lent for a few minutes: what the device and the
+# libraries are, then the kernel parity tests at realistic sizes and the CUDA backend end to end
+# (the command of `tox -e gpu`, without the compile-only PTX check CI already runs), then every
+# figure scripts/bench_kernels.py prints (kernels beside PyTorch, decode tokens/s, launches per
+# step, the engine's batch). Each part writes its log to $OUT (else gpu-results/) as it goes, so a
+# run stopped by a time limit still leaves what it finished.
+#   bash scripts/gpu_check.sh        # needs numba-cuda, torch and transformers; no network
+# Limits in seconds: TEST_TIMEOUT (default 300), BENCH_TIMEOUT (240); PYTHON (python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
+py=${PYTHON:-python3}
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  $py -c "from importlib.metadata import version as v; import platform
+print('python', platform.python_version(), '| numpy', v('numpy'), '| numba', v('numba'), '| numba-cuda',
+      v('numba-cuda'), '| torch', v('torch'), '| transformers', v('transformers'))"
+} 2>&1 | tee "$out/device.txt"
+
+INFERENCE_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-300}" $py -m pytest tests/kernels -q -ra -p no:cacheprovider \
+  --ignore=tests/kernels/test_ptx.py 2>&1 | tee "$out/tests.txt"
+tests=$?
+timeout "${BENCH_TIMEOUT:-240}" $py scripts/bench_kernels.py 2>&1 | tee "$out/bench_kernels.txt"
+bench=$?
+
+echo "exit status: tests $tests, bench_kernels $bench (124: stopped at its time limit)" | tee -a "$out/device.txt"
+exit $((tests != 0 || bench != 0))
