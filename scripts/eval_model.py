@@ -1,6 +1,7 @@
 """Bits per byte of models on the validation split, beside gzip -9 and xz -9e.
 
     python scripts/eval_model.py [--model data/claude-rust-small [--model OTHER ...]] [--text corpus/val-000.txt]
+        [--max-bytes N] [--positions]
 
 The model is run by the NumPy reference (inference.reference), not PyTorch.
 The text is encoded with "<|endoftext|>" as the special token it is; an
@@ -9,6 +10,8 @@ text is scored. Windows of n_ctx tokens slide by half a window, and each
 token is scored once, in the first window where it has at least half a
 window of context (or all there is, at the start). Bits per byte = total
 -log2 p(token) / bytes of the text file: the same bytes gzip and xz see.
+--positions adds what a longer context buys: bits per token by the number of
+tokens of context before it, from windows of n_ctx + 1 tokens without overlap.
 """
 
 import argparse
@@ -48,18 +51,48 @@ def model_bits(model, ids, stride):
     return total
 
 
+POSITION_EDGES = (0, 16, 64, 128, 256, 384, 512, 1024)
+
+
+def bits_by_position(model, ids):
+    """Mean -log2 p of a token by how many tokens of context it had: the text
+    cut into windows of n_ctx + 1 tokens (no overlap), every target scored.
+    -> {(first, last position): bits per token}, for the buckets within n_ctx."""
+    n_ctx = model.config.n_ctx
+    starts = range(0, len(ids) - n_ctx, n_ctx + 1)  # every full window
+    totals = np.zeros(n_ctx)
+    for start in starts:
+        window = ids[start:start + n_ctx + 1]
+        totals -= log_probs_of_targets(model.forward(window[:-1]), np.asarray(window[1:])) / math.log(2)
+    edges = [e for e in POSITION_EDGES if e < n_ctx] + [n_ctx]
+    return {(a, b - 1): totals[a:b].mean() / len(starts) for a, b in zip(edges, edges[1:])} if starts else {}
+
+
+def print_positions(by_model):
+    """One row per bucket of context positions, one column per model."""
+    buckets = sorted({bucket for table in by_model.values() for bucket in table})
+    print("bits per token by how many tokens of context it had (windows of n_ctx + 1 tokens, no overlap):")
+    print("| context positions | " + " | ".join(str(path) for path in by_model) + " |")
+    print("| --- |" + " --- |" * len(by_model))
+    for bucket in buckets:
+        cells = [f"{table[bucket]:.3f}" if bucket in table else "-" for table in by_model.values()]
+        print(f"| {bucket[0]}-{bucket[1]} | " + " | ".join(cells) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, action="append", help="model folders (default: the shipped model)")
     ap.add_argument("--text", type=Path, default=ROOT / "corpus" / "val-000.txt")
     ap.add_argument("--max-bytes", type=int, default=0, help="evaluate only the first N bytes (0: all)")
+    ap.add_argument("--positions", action="store_true",
+                    help="also print bits per token by context position (one more pass, without overlap)")
     args = ap.parse_args()
 
     data = args.text.read_bytes()
     if args.max_bytes:
         data = data[:args.max_bytes].decode("utf-8", errors="ignore").encode("utf-8")
     print(f"text: {args.text.name}, {len(data):,} bytes; {platform.machine()}, Python {platform.python_version()}")
-    rows = []
+    rows, by_position = [], {}
     for path in args.model or [Path("data/claude-rust-small")]:
         model = load_model(path if path.exists() else ROOT / path, device="cpu")
         eot = model.tokenizer.special_tokens[ENDOFTEXT]
@@ -69,6 +102,8 @@ def main():
         print(f"{path}: {len(ids) - 1:,} tokens ({len(data) / (len(ids) - 1):.2f} bytes/token), context "
               f"{model.config.n_ctx}; model pass {time.perf_counter() - t0:.0f}s", flush=True)
         rows.append((f"{path} (NumPy reference)", bits / len(data)))
+        if args.positions:
+            by_position[path] = bits_by_position(model, ids)
     rows += [
         ("gzip -9", 8 * len(gzip.compress(data, compresslevel=9)) / len(data)),
         ("xz -9e", 8 * len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) / len(data)),
@@ -78,6 +113,9 @@ def main():
     print(f"| {'-' * width} | ------------- |")
     for name, bpb in rows:
         print(f"| {name:<{width}} | {bpb:13.3f} |")
+    if by_position:
+        print()
+        print_positions(by_position)
 
 
 if __name__ == "__main__":
