@@ -1,6 +1,7 @@
 """Prefill and decode speed, batch 1, greedy: our backends beside PyTorch.
 
     python scripts/bench_generate.py [--model data/claude-rust-small] [--new-tokens 256] [--device cpu]
+        [--baseline OTHER_MODEL]
 
 Prefill: one forward pass over a `--prompt-tokens` prompt (tokens/s).
 Decode: then `--new-tokens` greedy steps against the KV cache (tokens/s),
@@ -9,7 +10,9 @@ backend's session (model step + sampling, as the server runs it). When torch
 and transformers are installed, the same weights run in Hugging Face
 transformers (PyTorch eager): `generate()` as people call it, and a plain
 loop over the model with its KV cache (past_key_values). The greedy tokens
-must be identical. Best of `--repeat` runs.
+must be identical. Best of `--repeat` runs. `--baseline` times another
+model folder (an earlier edition, say) on our backend too, taking turns
+with the first, at the prompt and decode lengths both contexts allow.
 """
 
 import argparse
@@ -63,10 +66,18 @@ def torch_generate(hf, torch, prompt, n_new):
     return None, t1 - t0, out[0, len(prompt):].tolist()
 
 
-def best(fn, repeat):
-    runs = [fn() for _ in range(repeat)]
+def fastest(runs):  # [(prefill s or None, decode s, tokens)] -> the best of each time, the first run's tokens
     prefill = min((r[0] for r in runs if r[0] is not None), default=None)
     return prefill, min(r[1] for r in runs), runs[0][2]
+
+
+def best(fn, repeat):
+    return fastest([fn() for _ in range(repeat)])
+
+
+def best_in_turns(fns, repeat):  # best() of each function, the functions taking turns
+    runs = [[fn() for fn in fns] for _ in range(repeat)]
+    return [fastest([r[i] for r in runs]) for i in range(len(fns))]
 
 
 def main():
@@ -76,10 +87,12 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=0, help="0: half the context")
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, help="another model folder to time on our backend, beside --model")
     args = ap.parse_args()
 
     model = load_model(args.model, device=args.device)
-    n_ctx = model.config.n_ctx
+    models = [model] + ([load_model(args.baseline, device=args.device)] if args.baseline else [])
+    n_ctx = min(m.config.n_ctx for m in models)
     sample = (ROOT / "tests" / "data" / "rust_sample.rs").read_text(encoding="utf-8")
     prompt_tokens = args.prompt_tokens or n_ctx // 2
     prompt = model.tokenizer.encode(sample)[:prompt_tokens]
@@ -87,9 +100,12 @@ def main():
     n_decode = min(args.new_tokens, n_ctx - len(decode_prompt))
 
     rows = []
-    p, _, _ = best(lambda: ours(model, prompt, 1), args.repeat)
-    _, d, our_tokens = best(lambda: ours(model, decode_prompt, n_decode), args.repeat)
-    rows.append((f"inference ({model.device})", len(prompt) / p, (n_decode - 1) / d))
+    prefills = best_in_turns([lambda m=m: ours(m, prompt, 1) for m in models], args.repeat)
+    decodes = best_in_turns([lambda m=m: ours(m, decode_prompt, n_decode) for m in models], args.repeat)
+    our_tokens = decodes[0][2]
+    for m, path, (p, _, _), (_, d, _) in zip(models, [args.model, args.baseline], prefills, decodes):
+        name = f"inference ({m.device})" + (f", {path}" if args.baseline else "")
+        rows.append((name, len(prompt) / p, (n_decode - 1) / d))
     same = None
     try:
         import torch
@@ -99,6 +115,7 @@ def main():
         hf = transformers.GPT2LMHeadModel.from_pretrained(args.model).eval()
         p, _, _ = best(lambda: torch_loop(hf, torch, prompt, 1), args.repeat)
         _, d, loop_tokens = best(lambda: torch_loop(hf, torch, decode_prompt, n_decode), args.repeat)
+        loop_row = len(rows)
         rows.append(("PyTorch eager, KV-cache loop", len(prompt) / p, (n_decode - 1) / d))
         _, d, gen_tokens = best(lambda: torch_generate(hf, torch, decode_prompt, n_decode), args.repeat)
         rows.append(("PyTorch eager, HF generate()", None, n_decode / d))
@@ -107,20 +124,21 @@ def main():
     except ImportError:
         threads = "torch/transformers not installed: no comparison"
 
-    print(f"model {model.name}: {model.config.n_layer} layers, n_embd {model.config.n_embd}, n_ctx {n_ctx}; "
-          f"{platform.machine()}, {threads}, numpy {np.__version__}")
+    for m, path in zip(models, [args.model, args.baseline]):
+        print(f"model {path}: {m.config.n_layer} layers, n_embd {m.config.n_embd}, n_ctx {m.config.n_ctx}")
+    print(f"{platform.machine()}, {threads}, numpy {np.__version__}")
     print(f"prefill: {len(prompt)} prompt tokens; decode: {n_decode} new tokens after an {len(decode_prompt)}-token "
           f"prompt; greedy, batch 1, best of {args.repeat}")
-    print(f"| {'backend':<30} | prefill tok/s | decode tok/s | decode vs ours |")
-    print(f"| {'-' * 30} | ------------- | ------------ | -------------- |")
+    width = max(30, *(len(name) for name, _, _ in rows))
+    print(f"| {'backend':<{width}} | prefill tok/s | decode tok/s | decode vs ours |")
+    print(f"| {'-' * width} | ------------- | ------------ | -------------- |")
     for name, pre, dec in rows:
         pre_s = f"{pre:13,.0f}" if pre else f"{'-':>13}"
-        print(f"| {name:<30} | {pre_s} | {dec:12,.0f} | {dec / rows[0][2]:13.2f}x |")
+        print(f"| {name:<{width}} | {pre_s} | {dec:12,.0f} | {dec / rows[0][2]:13.2f}x |")
     if same is not None:
         print(f"identical greedy tokens: {same}")
-        if len(rows) > 1:
-            print(f"our decode / PyTorch eager decode: {rows[0][2] / rows[1][2]:.2f}x (loop), "
-                  f"{rows[0][2] / rows[2][2]:.2f}x (generate)")
+        print(f"our decode / PyTorch eager decode: {rows[0][2] / rows[loop_row][2]:.2f}x (loop), "
+              f"{rows[0][2] / rows[loop_row + 1][2]:.2f}x (generate)")
 
 
 if __name__ == "__main__":
