@@ -9,9 +9,10 @@ weights and --context positions: its parameters, its size in float32, and
 greedy decode tokens/s of one sequence on the NumPy backend (the session step
 with sampling, as the server runs it), 64 steps after a prompt of --positions
 tokens. The shapes take turns, best of --repeat rounds. Loss at a given
-size depends little on the shape over a wide range (Kaplan et al. 2020,
-"Scaling Laws for Neural Language Models", section 3.1), so within the 25 MB
-budget the shape is chosen by what it costs to run.
+size depends little on the shape over a wide range of n_embd / n_layer
+(Kaplan et al. 2020, "Scaling Laws for Neural Language Models", section
+3.1), so what each shape costs to run is what sets candidates of one size
+apart; the model card says which was chosen and why.
 """
 
 import argparse
