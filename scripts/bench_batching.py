@@ -128,8 +128,9 @@ def step_costs(model, repeat, position=128):
 
 
 def step_weights(params):  # the weight matrices of a decode step (4 a layer, and the LM head) as [n_in, n_out]
-    return [p[a][b]["w"] for p in params["blocks"]
-            for a, b in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj"))] + [params["wte"].T]
+    layers = [p[a][b]["w"] for p in params["blocks"]
+              for a, b in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj"))]
+    return layers + [params["wte"].T]
 
 
 def matmul_ceiling(model, repeat, n=8):
@@ -158,7 +159,7 @@ def matmul_ceiling(model, repeat, n=8):
     macs = n * sum(w.size for w in weights)
     print(f"the step's {len(weights)} matmuls for {n} rows: one row at a time against all {n} at once "
           f"(best of {repeat} rounds):")
-    print(f"| library | one at a time ms | GMAC/s | all at once ms | GMAC/s | at once gains |")
+    print("| library | one at a time ms | GMAC/s | all at once ms | GMAC/s | at once gains |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, single, batched in zip(names, one_at_a_time, at_once):
         single_ms, batched_ms = best_ms([single, batched], repeat, calls=3)
@@ -174,7 +175,8 @@ def blas_row_counts(model, most=16):
     whatever a matrix-vector product (1 row) does."""
     rows = np.random.default_rng(1).standard_normal((most, max(w.shape[0] for w in step_weights(model.params))))
     rows = rows.astype(np.float32)
-    print(f"OpenBLAS matrix products of 2..{most} rows: where a row's result differs from the same row's in a product of 2:")
+    print(f"OpenBLAS matrix products of 2..{most} rows: where a row's result differs from the same row's "
+          "in a product of 2:")
     print("| weight [in, out] | rows at once where it differs |")
     print("| --- | --- |")
     for shape, w in {w.shape: w for w in step_weights(model.params)}.items():

@@ -74,7 +74,8 @@ def test_the_package_list_in_the_repository_is_what_the_build_reads():
     ("MIT", "permissive"), ("MIT/Apache-2.0", "permissive"), ("Apache-2.0 OR MIT", "permissive"),
     ("(Apache-2.0 OR MIT) AND BSD-3-Clause", "permissive"), ("Apache-2.0 WITH LLVM-exception", "permissive"),
     ("LGPL-3.0-or-later OR MIT", "permissive"), ("MPL-2.0", "weak copyleft (MPL, LGPL, EPL)"),
-    ("LGPL-2.1", "weak copyleft (MPL, LGPL, EPL)"), ("GPL-2.0 OR GPL-3.0 OR LGPL-3.0", "weak copyleft (MPL, LGPL, EPL)"),
+    ("LGPL-2.1", "weak copyleft (MPL, LGPL, EPL)"),
+    ("GPL-2.0 OR GPL-3.0 OR LGPL-3.0", "weak copyleft (MPL, LGPL, EPL)"),
     ("GPL-3.0+", "GPL"), ("unknown", "unknown")])
 def test_a_package_is_counted_by_its_most_permissive_licence(expression, kind):
     assert build_corpus.licence_kind(expression) == kind
