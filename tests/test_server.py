@@ -24,14 +24,17 @@ LIMITS = Limits(max_body_bytes=16 * 1024, max_new_tokens=200)
 
 
 class WrappedModel:
-    """The tiny model, optionally slowed down per step or failing at a step."""
+    """The tiny model, optionally slowed down per step, held at a gate (each step
+    waits until the threading.Event is set) or failing at a step."""
 
-    def __init__(self, inner, delay=0.0, fail_at=None):
-        self.inner, self.delay, self.fail_at = inner, delay, fail_at
+    def __init__(self, inner, delay=0.0, fail_at=None, gate=None):
+        self.inner, self.delay, self.fail_at, self.gate = inner, delay, fail_at, gate
         self.tokenizer, self.config, self.name, self.device = inner.tokenizer, inner.config, inner.name, inner.device
         self.steps = 0
 
     def step(self):
+        if self.gate is not None:
+            self.gate.wait()
         self.steps += 1
         if self.fail_at is not None and self.steps >= self.fail_at:
             raise RuntimeError("simulated CUDA error: an illegal memory access was encountered")
@@ -335,9 +338,14 @@ def test_health_and_tokenize_do_not_wait_behind_a_generation(tiny_model):
 
 
 def test_overload_answers_429_at_once(tiny_model):
-    """One runs (a batch of one), one waits; a third is refused at once."""
-    slow = WrappedModel(tiny_model, delay=0.05)
-    with serving(slow, max_pending=1, engine_options={"max_batch": 1}) as (client, app):
+    """One runs (a batch of one), one waits; a third is refused at once. The
+    model is held at a gate until then, so however slow the machine, the
+    first request cannot finish before the second arrives."""
+    gate = threading.Event()
+    gate.set()  # open while the server starts
+    held = WrappedModel(tiny_model, gate=gate)
+    with serving(held, max_pending=1, engine_options={"max_batch": 1}) as (client, app):
+        gate.clear()
         with ThreadPoolExecutor(2) as pool:
             busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
             engine, deadline = app.config["inference.engine"], time.monotonic() + 10
@@ -350,6 +358,7 @@ def test_overload_answers_429_at_once(tiny_model):
             assert status == 429 and headers["Retry-After"] == "1" and body["error_type"] == "overloaded"
             status, _, _ = client.post("/generate_stream", {"prompt": "a"})
             assert status == 429
+            gate.set()
             assert [f.result()[0] for f in busy] == [200, 200]
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
 
