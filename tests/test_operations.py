@@ -41,8 +41,11 @@ def test_metrics_count_what_happened(tiny_model):
 
 
 def test_the_gauges_follow_the_engine(tiny_model):
-    slow = WrappedModel(tiny_model, delay=0.05)
-    with serving(slow, engine_options={"max_batch": 1}) as (client, app):
+    gate = threading.Event()
+    gate.set()  # open while the server starts; then held, so the three requests are all in the engine at once
+    held = WrappedModel(tiny_model, gate=gate)
+    with serving(held, engine_options={"max_batch": 1}) as (client, app):
+        gate.clear()
         threads = [threading.Thread(target=client.post, args=("/generate", {"prompt": "a", "max_new_tokens": 20}))
                    for _ in range(3)]
         for t in threads:
@@ -51,6 +54,7 @@ def test_the_gauges_follow_the_engine(tiny_model):
         while (engine.stats()["running"], engine.stats()["waiting"]) != (1, 2) and time.monotonic() < deadline:
             time.sleep(0.01)
         busy = scrape(client)
+        gate.set()
         for t in threads:
             t.join()
     assert busy[("inference:num_requests_running", ())] == 1
