@@ -46,10 +46,12 @@ def test_greedy_completion_of_fn_main_is_rust(model):
 
 def test_it_predicts_rust_far_better_than_chance(model):
     """Cross-entropy on held-out Rust (the test sample is from crates of the
-    validation split; its first context is a file's licence header and doc
-    comments, mostly English) against uniform guessing, ln(4096) = 8.3 nats,
-    and against the same tokens shuffled, which keeps the token frequencies
-    but not the order. How good it is: scripts/eval_model.py, the model card."""
+    validation split; its first context is the url crate's licence header,
+    which its sibling crates in the training split share, and its first
+    definitions: 0.98 nats for this model, 3.18 for the first edition) against
+    uniform guessing, ln(4096) = 8.3 nats, and against the same tokens
+    shuffled, which keeps the token frequencies but not the order. How good it
+    is on whole crates: scripts/eval_model.py, the model card."""
     ids = model.tokenizer.encode((Path(__file__).parent / "data" / "rust_sample.rs").read_text())
     ids = np.array(ids[:model.config.n_ctx])
 
@@ -61,7 +63,7 @@ def test_it_predicts_rust_far_better_than_chance(model):
 
     rust = cross_entropy(ids)
     shuffled = cross_entropy(np.random.default_rng(0).permutation(ids))
-    assert rust < 3.5 and rust < shuffled - 2.0, (rust, shuffled)
+    assert rust < 1.5 and rust < shuffled - 2.0, (rust, shuffled)
 
 
 def test_the_stream_examples_in_the_docs_are_its_real_answer(model):
