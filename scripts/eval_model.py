@@ -12,6 +12,11 @@ window of context (or all there is, at the start). Bits per byte = total
 -log2 p(token) / bytes of the text file: the same bytes gzip and xz see.
 --positions adds what a longer context buys: bits per token by the number of
 tokens of context before it, from windows of n_ctx + 1 tokens without overlap.
+"xz -9e, each file alone" compresses the files (the pieces between
+<|endoftext|>) one by one, without the .xz container: what xz gets without
+remembering other files, which a model's window of n_ctx tokens mostly cannot
+see either. Its distance from the plain xz row is how much the text repeats
+itself across files.
 """
 
 import argparse
@@ -79,6 +84,16 @@ def print_positions(by_model):
         print(f"| {bucket[0]}-{bucket[1]} | " + " | ".join(cells) + " |")
 
 
+XZ_EXTREME = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]  # xz -9e's filter
+
+
+def xz_each_file_bits(data: bytes) -> int:
+    """Bits of the files between <|endoftext|> separators, each compressed on
+    its own (raw LZMA2 stream: no container header per file)."""
+    files = [f for f in data.split(ENDOFTEXT.encode()) if f]
+    return 8 * sum(len(lzma.compress(f, format=lzma.FORMAT_RAW, filters=XZ_EXTREME)) for f in files)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, action="append", help="model folders (default: the shipped model)")
@@ -107,6 +122,7 @@ def main():
     rows += [
         ("gzip -9", 8 * len(gzip.compress(data, compresslevel=9)) / len(data)),
         ("xz -9e", 8 * len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) / len(data)),
+        ("xz -9e, each file alone", xz_each_file_bits(data) / len(data)),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"| {'method':<{width}} | bits per byte |")

@@ -2,6 +2,7 @@
 rule promises, and its by-position table averages what it says: both checked
 against each token's log-probability computed on its own, in float64."""
 
+import lzma
 import math
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from eval_model import bits_by_position, model_bits
+from eval_model import bits_by_position, model_bits, xz_each_file_bits
 from model_helpers import log_softmax_float64
 
 
@@ -53,3 +54,14 @@ def test_bits_by_position_average_each_bucket_over_the_windows(tiny_model):
     assert list(got) == [(0, 15), (16, 63)]
     assert got[(0, 15)] == pytest.approx(per_position[:16].mean(), rel=1e-5)
     assert got[(16, 63)] == pytest.approx(per_position[16:].mean(), rel=1e-5)
+
+
+def test_xz_each_file_alone_forgets_what_the_other_files_said():
+    """A file repeated is nearly free to xz over the whole text, and costs
+    its full price again when each file is compressed on its own."""
+    one = np.random.default_rng(0).bytes(4096)  # incompressible, so the price of a file is its size
+    text = one + b"<|endoftext|>" + one
+    alone = xz_each_file_bits(one)
+    assert 4096 * 8 <= alone < 4096 * 8 * 1.05
+    assert xz_each_file_bits(text) == 2 * alone
+    assert 8 * len(lzma.compress(text, preset=9 | lzma.PRESET_EXTREME)) < 1.2 * alone
