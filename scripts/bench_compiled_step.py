@@ -15,7 +15,7 @@ compiled step against the reference (logits within float32 rounding, the
 same greedy tokens), then times, taking turns, the products alone, the
 engine's NumPy step and the compiled step, for 1, 8 and 16 decoding
 sequences; and one layer's attention alone, hot in the cache and right after
-that layer's weights have streamed through it, as they do in a step.
+all the step's weights have streamed through it, as they do between steps.
 
 It stays a script: the step it compiles is not part of the server (see
 docs/benchmarks.md for what it measured, and why).
@@ -72,12 +72,14 @@ def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + b
 
 @njit(fastmath=FAST, cache=True)
 def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
+    """0.5 v (1 + tanh(u)) is v * sigmoid(2u), so one exp instead of a tanh:
+    the same to float32 rounding, and 3x faster where the libm's tanh is slow."""
     N, F = x.shape
     for i in range(N):
         for j in range(F):
             v = x[i, j] + bias[j]
-            inner = GELU_SCALE * (v + np.float32(0.044715) * v * v * v)
-            x[i, j] = np.float32(0.5) * v * (np.float32(1) + np.tanh(inner))
+            u = GELU_SCALE * (v + np.float32(0.044715) * v * v * v)
+            x[i, j] = v / (np.float32(1) + np.exp(np.float32(-2) * u))
 
 
 @njit(fastmath=FAST, cache=True)
@@ -264,9 +266,10 @@ def step_times(model, repeat, position=128, sizes=(1, 8, 16)):
 
 def attention_in_the_cache(model, pool, chunk, repeat):
     """Layer 0's attention for one row at chunk.start: alone, again and again
-    (its keys and values stay in the cache), and each time right after the
-    layer's four weight matrices went through a product, as in a step."""
-    c, blk = model.config, model.params["blocks"][0]
+    (its keys and values stay in the cache), and each time right after all
+    the step's weight matrices went through a product, as between one step's
+    layer 0 and the next's."""
+    c = model.config
     C = c.n_embd
     qkv = np.random.default_rng(2).standard_normal((1, 3 * C)).astype(np.float32)
     visible = [slots(chunk.block_table, np.arange(chunk.end), pool.block_size)]
@@ -274,8 +277,7 @@ def attention_in_the_cache(model, pool, chunk, repeat):
     position, slot = np.array([chunk.start]), visible[0][-1:]
     table = np.asarray([chunk.block_table])
     att, no_bias = np.empty((1, C), dtype=np.float32), np.zeros(3 * C, dtype=np.float32)
-    weights = [blk["attn"]["c_attn"]["w"], blk["attn"]["c_proj"]["w"],
-               blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_proj"]["w"]]
+    weights = step_weights(model.params)
     rows = {k: np.ones((1, k), dtype=np.float32) for k in (C, 4 * C)}
 
     def stream_weights():
@@ -296,7 +298,7 @@ def attention_in_the_cache(model, pool, chunk, repeat):
     compiled_attention = lambda: attend(qkv, no_bias, pool.k[0], pool.v[0], slot, position, one, table,
                                         pool.block_size, c.n_head, att)
     print(f"one row's attention in layer 0 at position {chunk.start}, microseconds (best of {repeat * 10}):")
-    print("| | hot in the cache | after the layer's weights went through |")
+    print("| | hot in the cache | after the step's weights went through |")
     print("| --- | --- | --- |")
     for name, fn in (("NumPy (paged_attention)", numpy_attention), ("compiled (attend)", compiled_attention)):
         print(f"| {name} | {timed(fn, lambda: None):.1f} | {timed(fn, stream_weights):.1f} |")
