@@ -347,11 +347,14 @@ def test_overload_answers_429_at_once(tiny_model):
     with serving(held, max_pending=1, engine_options={"max_batch": 1}) as (client, app):
         gate.clear()
         with ThreadPoolExecutor(2) as pool:
-            busy = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}) for _ in range(2)]
-            engine, deadline = app.config["inference.engine"], time.monotonic() + 10
-            while (engine.stats()["running"], engine.stats()["waiting"]) != (1, 1) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert (engine.stats()["running"], engine.stats()["waiting"]) == (1, 1)
+            engine, busy = app.config["inference.engine"], []
+            for running, waiting in ((1, 0), (1, 1)):  # the second is sent once the first runs, or it would be refused
+                busy.append(pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 30}))
+                deadline = time.monotonic() + 10
+                while (engine.stats()["running"], engine.stats()["waiting"]) != (running, waiting) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert (engine.stats()["running"], engine.stats()["waiting"]) == (running, waiting)
             t0 = time.perf_counter()
             status, headers, body = client.post("/generate", {"prompt": "a"})
             assert time.perf_counter() - t0 < 0.5
