@@ -2,26 +2,31 @@
 N concurrent streaming clients beside the same server at --max-batch 1.
 
     python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30] [--rounds 3]
+                                     [--devices cpu,cpu-numba]
 
 1. One step, in-process. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
-   (reference/paged.py), and that step's matrix products alone (4 a layer,
+   on both CPU backends (reference/paged.py; its small operations compiled,
+   backends/numba_cpu.py), and that step's matrix products alone (4 a layer,
    and the LM head): their ratio is what the rest of the step costs.
    For a batch of N decoding sequences: ms per step and tokens/s, computing
    each row by its own matrix-vector product (batch invariant, what the
    engine does) and by one matrix product over all rows (not invariant):
-   the difference is what invariance costs. The timed steps take turns, best
-   of --repeat rounds, so that a noisy neighbour slows them alike.
+   the difference is what invariance costs; and the compiled step. The
+   timed steps take turns, best of --repeat rounds, so that a noisy
+   neighbour slows them alike. Then one row's attention alone, hot in the
+   cache and right after all the step's weights went through it, as they do
+   between one step's use of a layer's keys and values and the next's.
    And the ceiling: the step's matrix products for 8 rows, one row at a time
    against all rows at once (OpenBLAS, and PyTorch if installed), which is
    the most batching can gain on them on this CPU, invariant or not; and the
    batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
-   it has a process and a GIL of its own), twice: at the default --max-batch
-   (16) and at --max-batch 1. For each N, N client threads each stream one
+   it has a process and a GIL of its own), on each of --devices, twice: at
+   the default --max-batch (16) and at --max-batch 1. For each N, N client threads each stream one
    request of --new-tokens tokens whose prompt is a real line of Rust;
    aggregate generated tokens/s, p50/p95 request latency and time to first
-   token. The two servers take turns, --rounds times; the median round counts.
+   token. The servers take turns, --rounds times; the median round counts.
 3. A short request (16 tokens) sent while 8 long streams run: its time to
    first token, p50 and p95 over 20 tries, at both settings.
 Also, in-process: a 200-token prompt's time to first token the first time
@@ -45,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from inference import Settings, load_model
+from inference.backends.numba_cpu import attend
 from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
@@ -71,7 +77,7 @@ def best_ms(fns, rounds, calls=10):
     return [1000 * b for b in best]
 
 
-def step_costs(model, repeat, position=128):
+def step_costs(model, compiled, repeat, position=128):
     params, config = model.params, model.config
     cache = KVCache(config)
     forward_last(params, config, list(range(1, position + 1)), cache)
@@ -98,17 +104,21 @@ def step_costs(model, repeat, position=128):
         for w in weights:
             rows[w.shape[0]] @ w
 
-    ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
+    ref_ms, engine_ms, compiled_ms, mm_ms = best_ms(
+        [reference_step, lambda: model.step_batch(pool, one), lambda: compiled.step_batch(pool, one), matmuls_alone],
+        repeat)
     print(f"one stream, a decode step at position {position} (best of {repeat} rounds):")
     print(f"| step | ms | vs its {len(weights)} matmuls alone |")
     print("| --- | --- | --- |")
     print(f"| the {len(weights)} matmuls alone | {mm_ms:.3f} | 1.00x |")
     print(f"| single-sequence step (model.py + sample) | {ref_ms:.3f} | {ref_ms / mm_ms:.2f}x |")
-    print(f"| engine step of one sequence (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
+    print(f"| engine step of one sequence, cpu (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
+    print(f"| engine step of one sequence, cpu-numba (numba_cpu.py) | {compiled_ms:.3f} | {compiled_ms / mm_ms:.2f}x |")
     print()
     print(f"a step of N decoding sequences at position {position}:")
-    print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
+          "| cpu-numba ms | tok/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
 
     def one_matmul_step(batch):  # the same step with x @ w + b over all rows in each linear layer
@@ -120,10 +130,49 @@ def step_costs(model, repeat, position=128):
 
     for n in (1, 4, 8, 16):
         batch = chunks(n)
-        invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)],
-                                     repeat, calls=3)
+        invariant, batched, fast = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch),
+                                            lambda: compiled.step_batch(pool, batch)], repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
-              f"{invariant / batched:.2f}x |")
+              f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} |")
+    print()
+    attention_in_the_cache(model, pool, one[0], repeat)
+
+
+def attention_in_the_cache(model, pool, chunk, repeat):
+    """Layer 0's attention for one row at chunk.start, on both CPU backends:
+    called again and again (its keys and values stay in the cache), and each
+    time right after all the step's weights went through a matrix product,
+    as between one step's layer 0 and the next's."""
+    c, C = model.config, model.config.n_embd
+    qkv = np.random.default_rng(2).standard_normal((1, 3 * C)).astype(np.float32)
+    visible = [paged.slots(chunk.block_table, np.arange(chunk.end), pool.block_size)]
+    _, position, seq, slot, table = paged.batch_rows([chunk], pool.block_size)
+    att, no_bias = np.empty((1, C), dtype=np.float32), np.zeros(3 * C, dtype=np.float32)
+    weights = step_weights(model.params)
+    rows = {k: np.ones((1, k), dtype=np.float32) for k in {w.shape[0] for w in weights}}
+
+    def stream_weights():
+        for w in weights:
+            rows[w.shape[0]] @ w
+
+    def best_us(fn, before):
+        best = float("inf")
+        for _ in range(10 * repeat):
+            before()
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return 1e6 * best
+
+    kernels = {"cpu (paged_attention)": lambda: paged.paged_attention(qkv[:, :C], pool.k[0], pool.v[0], [chunk],
+                                                                      c.n_head, pool.block_size, visible),
+               "cpu-numba (attend)": lambda: attend(qkv, no_bias, pool.k[0], pool.v[0], slot, position, seq, table,
+                                                    pool.block_size, c.n_head, att)}
+    print(f"one row's attention in layer 0 at position {chunk.start}, microseconds (best of {10 * repeat}):")
+    print("| backend | hot in the cache | after the step's weights went through |")
+    print("| --- | --- | --- |")
+    for name, fn in kernels.items():
+        print(f"| {name} | {best_us(fn, lambda: None):.1f} | {best_us(fn, stream_weights):.1f} |")
     print()
 
 
@@ -218,18 +267,21 @@ def free_port():
 
 
 class Server:
-    def __init__(self, model_dir, max_batch, env=None):
+    def __init__(self, model_dir, max_batch, device="cpu", env=None):
         self.port = free_port()
         env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(model_dir),
-                                      "--device", "cpu", "--port", str(self.port), "--max-batch", str(max_batch),
+                                      "--device", device, "--port", str(self.port), "--max-batch", str(max_batch),
                                       "--max-pending", "64", "--log-level", "WARNING"], env=env)
-        for _ in range(300):
+        for _ in range(600):  # until /health says ok: the model loaded (cpu-numba's first start compiles)
             try:
-                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).request("GET", "/health")
-                return
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    return
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError("the server did not start")
 
     def stop(self):
@@ -263,49 +315,49 @@ def rust_lines():
     return [line for line in lines if len(line) > 20][:64]
 
 
-def clients_table(model_dir, client_counts, new_tokens, rounds):
-    """Both servers run at once and take turns, round after round, so that a
+def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
+    """All the servers run at once and take turns, round after round, so that a
     noisy neighbour slows them alike; the median round of each is reported."""
     prompts = rust_lines()
-    servers = {max_batch: Server(model_dir, max_batch) for max_batch in (16, 1)}
+    servers = {(device, max_batch): Server(model_dir, max_batch, device) for device in devices for max_batch in (16, 1)}
     rows = {}
     try:
         for n in client_counts:
-            runs = {max_batch: [] for max_batch in servers}
+            runs = {key: [] for key in servers}
             for _ in range(rounds):
-                for max_batch, server in servers.items():
+                for key, server in servers.items():
                     with ThreadPoolExecutor(n) as pool:
                         t0 = time.perf_counter()
                         results = list(pool.map(
                             lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i), range(n)))
                         wall = time.perf_counter() - t0
-                    runs[max_batch].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
-                                            [r[1] for r in results]))
-            for max_batch, results in runs.items():
-                rows[max_batch, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
-        for max_batch, server in servers.items():
-            rows[max_batch, "short"] = short_during_long(server.port, prompts)
+                    runs[key].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
+                                      [r[1] for r in results]))
+            for key, results in runs.items():
+                rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
+        for key, server in servers.items():
+            rows[key, "short"] = short_during_long(server.port, prompts)
     finally:
         for server in servers.values():
             server.stop()
     print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
           f"the median of {rounds} rounds:")
-    print("| clients | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
-          "| tok/s vs --max-batch 1 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
+          f"| tok/s vs --max-batch 1 | tok/s vs {devices[0]} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in client_counts:
-        for max_batch in servers:
-            rate, latency, ttft = rows[max_batch, n]
-            print(f"| {n} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
-                  f"{percentile(latency, 95):.0f} | "
-                  f"{percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | {rate / rows[1, n][0]:.2f}x |")
+        for device, max_batch in servers:
+            rate, latency, ttft = rows[(device, max_batch), n]
+            print(f"| {n} | {device} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
+                  f"{percentile(latency, 95):.0f} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | "
+                  f"{rate / rows[(device, 1), n][0]:.2f}x | {rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
     print()
     print("a short request (16 tokens) while 8 long streams run, 20 tries:")
-    print("| --max-batch | p50 TTFT ms | p95 TTFT ms |")
-    print("| --- | --- | --- |")
-    for max_batch in servers:
-        ttft = rows[max_batch, "short"]
-        print(f"| {max_batch} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} |")
+    print("| --device | --max-batch | p50 TTFT ms | p95 TTFT ms |")
+    print("| --- | --- | --- | --- |")
+    for device, max_batch in servers:
+        ttft = rows[(device, max_batch), "short"]
+        print(f"| {device} | {max_batch} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} |")
 
 
 def short_during_long(port, prompts, tries=20):
@@ -335,18 +387,20 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=30, help="rounds of the step timings")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each server measurement")
+    ap.add_argument("--devices", default="cpu,cpu-numba", help="the servers' --device, each at --max-batch 16 and 1")
     args = ap.parse_args()
-    model = load_model(args.model, device="cpu")
+    model, compiled = load_model(args.model, device="cpu"), load_model(args.model, device="cpu-numba")
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}, NumPy {np.__version__}")
     print()
-    step_costs(model, args.repeat)
+    step_costs(model, compiled, args.repeat)
     matmul_ceiling(model, args.repeat)
     blas_row_counts(model)
     prefix_cache_ttft(model)
-    clients_table(args.model, [int(n) for n in args.clients.split(",")], args.new_tokens, args.rounds)
+    clients_table(args.model, args.devices.split(","), [int(n) for n in args.clients.split(",")], args.new_tokens,
+                  args.rounds)
 
 
 if __name__ == "__main__":

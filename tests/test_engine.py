@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inference import load_model
 from inference.engine import Engine
 from inference.engine.blocks import BlockManager
 from inference.generation import Settings, generate_tokens
@@ -82,6 +83,12 @@ def alone(model, requests, **options):
         engine.stop()
 
 
+@pytest.fixture(scope="module", params=["cpu", "cpu-numba"])
+def cpu_model(request, tiny_model, tiny_model_dir):
+    """The tiny model on each CPU backend: the NumPy reference and its compiled step."""
+    return tiny_model if request.param == "cpu" else load_model(tiny_model_dir, device=request.param)
+
+
 def mixed_requests(tokenizer, n):
     return [(ids, Settings(max_new_tokens=12 + 5 * (i % 3), do_sample=i % 2 == 0, seed=100 + i, temperature=1.0))
             for i, ids in enumerate(prompts(tokenizer, n))]
@@ -92,12 +99,12 @@ def mixed_requests(tokenizer, n):
     {"max_batch": 3, "max_step_tokens": 4},         # prompts prefilled in chunks of a few tokens
     {"max_batch": 8, "kv_blocks": 9, "block_size": 8},  # a pool so small that requests are preempted
 ], ids=["batched", "chunked prefill", "preempted"])
-def test_batch_invariance(tiny_model, options):
+def test_batch_invariance(cpu_model, options):
     """A request's ids, greedy or sampled with a seed, are the same alone or in
     a batch with any others, whatever the chunks and preemptions."""
-    requests = mixed_requests(tiny_model.tokenizer, 10)
-    reference = alone(tiny_model, requests)
-    engine = Engine(tiny_model, max_waiting=len(requests), **options)
+    requests = mixed_requests(cpu_model.tokenizer, 10)
+    reference = alone(cpu_model, requests)
+    engine = Engine(cpu_model, max_waiting=len(requests), **options)
     try:
         assert run_all(engine, requests) == reference
         if "kv_blocks" in options:
@@ -106,11 +113,11 @@ def test_batch_invariance(tiny_model, options):
         engine.stop()
 
 
-def test_the_engine_gives_generate_tokens_answers(tiny_model):
-    """Greedy ids equal the single-sequence loop's (it prefills the prompt with
-    one matrix product, so only ids are compared, not bits)."""
+def test_the_engine_gives_generate_tokens_answers(cpu_model, tiny_model):
+    """Greedy ids equal the single-sequence NumPy loop's (it prefills the prompt
+    with one matrix product, so only ids are compared, not bits)."""
     requests = mixed_requests(tiny_model.tokenizer, 6)
-    engine = Engine(tiny_model, max_batch=4)
+    engine = Engine(cpu_model, max_batch=4)
     try:
         got = run_all(engine, [(ids, Settings(max_new_tokens=15, do_sample=False)) for ids, _ in requests])
     finally:

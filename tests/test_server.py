@@ -481,7 +481,7 @@ def run_server(*args, timeout=20):
 
 def test_help():
     result = run_server("--help")
-    assert result.returncode == 0 and "--device {cpu,cuda,auto}" in result.stdout
+    assert result.returncode == 0 and "--device {cpu,cpu-numba,cuda,auto}" in result.stdout
 
 
 def test_a_missing_model_stops_start_up(tmp_path):

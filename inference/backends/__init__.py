@@ -1,13 +1,14 @@
-"""Backends: the same small interface on NumPy (the reference) and on CUDA (the kernels).
+"""Backends: the same small interface on NumPy (the reference), on the CPU
+with the engine's step compiled (numba_cpu.py), and on CUDA (the kernels).
 
-    model = load_model("data/claude-rust-small", device="cpu")   # or "cuda", "auto"
+    model = load_model("data/claude-rust-small", device="cpu")   # or "cpu-numba", "cuda", "auto"
     model.forward(ids)            # [T] -> [T, V] float32 logits (numpy)
     session = model.new_session() # one sequence and its KV cache
     session.step(ids, sampling) -> Pick (the next id; its logprob if asked)
     pool = model.new_kv_pool(n_blocks, block_size)   # the paged KV cache of many sequences
     model.step_batch(pool, chunks) -> one Pick (or None) per chunk   # one step of the engine
 
-`Model` and `Session` below write the interface down; both backends have it.
+`Model` and `Session` below write the interface down; every backend has it.
 """
 
 from pathlib import Path
@@ -28,7 +29,7 @@ class Session(Protocol):
 
 class Model(Protocol):
     name: str
-    device: str  # "cpu" or "cuda"
+    device: str  # "cpu", "cpu-numba" or "cuda"
     config: object  # reference.model.GPT2Config
     tokenizer: Tokenizer
 
@@ -65,9 +66,12 @@ def real_gpu_available() -> bool:
     return not config.ENABLE_CUDASIM and cuda_available()
 
 
+DEVICES = ("cpu", "cpu-numba", "cuda", "auto")
+
+
 def resolve_device(device: str) -> str:
-    if device not in ("cpu", "cuda", "auto"):
-        raise DeviceError(f"device must be cpu, cuda or auto, got {device!r}")
+    if device not in DEVICES:
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "auto":  # never the simulator: far too slow to serve with
         return "cuda" if real_gpu_available() else "cpu"
     if device == "cuda" and not cuda_available():
@@ -88,5 +92,8 @@ def load_model(path, device: str = "cpu") -> Model:
     if device == "cuda":
         from .cuda_backend import CudaModel
         return CudaModel(config, params, tokenizer, path.name)
+    if device == "cpu-numba":
+        from .numba_cpu import NumbaCpuModel
+        return NumbaCpuModel(config, params, tokenizer, path.name)
     from .numpy_backend import NumpyModel
     return NumpyModel(config, params, tokenizer, path.name)

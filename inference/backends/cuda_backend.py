@@ -18,7 +18,7 @@ from ..kernels.layernorm import layer_norm
 from ..kernels.matmul import linear
 from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv as store_kv_paged
 from ..kernels.sampling import BatchSampler
-from ..reference.paged import slots
+from ..reference.paged import batch_rows
 from ..reference.sampling import Pick, Sampling
 
 
@@ -166,19 +166,12 @@ class CudaKVPool:
     def upload_batch(self, chunks) -> "BatchRows":
         """The batch's row metadata, computed on the host and copied into the
         buffers allocated once: one copy per array, no allocation on the device."""
-        ids = np.concatenate([np.asarray(chunk.ids) for chunk in chunks])
-        positions = np.concatenate([np.arange(chunk.start, chunk.end) for chunk in chunks])
-        seq = np.concatenate([np.full(len(chunk.ids), i) for i, chunk in enumerate(chunks)])
-        slot_mapping = np.concatenate([slots(chunk.block_table, np.arange(chunk.start, chunk.end), self.block_size)
-                                       for chunk in chunks])
-        tables = np.zeros((len(chunks), self.max_blocks), dtype=np.int32)
-        for i, chunk in enumerate(chunks):
-            tables[i, :len(chunk.block_table)] = chunk.block_table
+        ids, positions, seq, slot_mapping, tables = batch_rows(chunks, self.block_size, self.max_blocks)
         N, n = len(ids), len(chunks)
         for device, host in ((self.ids, ids), (self.positions, positions), (self.seq, seq),
                              (self.slot_mapping, slot_mapping)):
             device[:N].copy_to_device(host.astype(np.int32))
-        self.block_tables[:n].copy_to_device(tables)
+        self.block_tables[:n].copy_to_device(tables.astype(np.int32))
         return BatchRows(N, self.ids[:N], self.positions[:N], self.seq[:N], self.slot_mapping[:N],
                          self.block_tables[:n], np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)
 

@@ -58,6 +58,20 @@ def slots(block_table, positions, block_size):  # [n] positions -> [n] rows of t
     return np.asarray(block_table, dtype=np.int64)[positions // block_size] * block_size + positions % block_size
 
 
+def batch_rows(chunks, block_size, width=None):
+    """A step's rows, chunk after chunk, as the compiled backends take them: token
+    ids [N], positions [N], the chunk each row belongs to [N], the slot its key
+    and value go to [N]; and the block tables [n, width], zero-padded."""
+    ids = np.concatenate([np.asarray(c.ids, dtype=np.int64) for c in chunks])
+    positions = np.concatenate([np.arange(c.start, c.end) for c in chunks])
+    seq = np.concatenate([np.full(len(c.ids), i) for i, c in enumerate(chunks)])
+    slot_mapping = np.concatenate([slots(c.block_table, np.arange(c.start, c.end), block_size) for c in chunks])
+    tables = np.zeros((len(chunks), width or max(len(c.block_table) for c in chunks)), dtype=np.int64)
+    for i, c in enumerate(chunks):
+        tables[i, :len(c.block_table)] = c.block_table
+    return ids, positions, seq, slot_mapping, tables
+
+
 def row_linear(x, w, b):  # [N, n_in], [n_in, n_out], [n_out] -> [N, n_out]
     """x @ w + b, each row by its own matrix-vector product (see the docstring above)."""
     return np.matmul(x[:, None, :], w)[:, 0] + b

@@ -87,10 +87,11 @@ class Pick(NamedTuple):
     top: tuple = ()
 
 
-def choose(logits, s: Sampling) -> Pick:  # [V] float32 -> the token (and its log-probability)
+def choose(logits, s: Sampling, sampler=None) -> Pick:  # [V] float32 -> the token (and its log-probability)
+    """sampler: another implementation of `sample`'s rules (a compiled one) to pick with."""
     if s.penalties is not None:
         logits = penalize(logits, s.penalties)
-    token = sample(logits, s.temperature, s.top_k, s.top_p, s.coin, s.min_p)
+    token = (sampler or sample)(logits, s.temperature, s.top_k, s.top_p, s.coin, s.min_p)
     if s.logprobs is None:
         return Pick(token)
     logprobs = log_softmax(logits, s.temperature)

@@ -1,0 +1,215 @@
+"""The engine's step on the CPU with the small operations compiled by Numba.
+
+    model = load_model("data/claude-rust-small", device="cpu-numba")
+
+A decode step is 25 matrix-vector products (4 a layer and the LM head) and,
+between them, a hundred-odd small operations on one 256-wide row: layer
+norms, attention head by head, GELU, the residual adds, sampling. In NumPy
+each of those is a call that does little arithmetic, and together they cost
+nearly as much as the products (scripts/bench_batching.py). Here everything
+between two products is one compiled loop, as the CUDA backend has a kernel
+for each:
+
+    h = layer_norm(x)                                  per layer:
+    qkv = h @ c_attn.w                                 BLAS, row by row
+    attend(qkv + b, store k and v in the pool, ...)    one compiled call
+    x += att @ c_proj.w + b;  h = layer_norm(x)        BLAS, then one compiled call
+    fc = gelu(h @ c_fc.w + b)                          BLAS, then one compiled call
+    x += fc @ c_proj.w + b;  h = next layer norm(x)    BLAS, then one compiled call
+
+The products stay NumPy's (OpenBLAS), each row by its own matrix-vector
+product as in reference/paged.py, and every compiled loop works on each row
+alone, so a row's bits do not depend on the others in its batch: batch
+invariance holds here too. The loops sum in their own order (and `fastmath`
+lets the compiler reorder sums into vector instructions), so the results are
+the reference's to float32 rounding, not bit for bit; the tests check them
+against it as they check the CUDA backend. Penalties and log-probabilities
+stay NumPy's (reference/sampling.py's `choose`), and so do single-sequence
+sessions (`new_session`, `forward`). The first load compiles the loops
+(about 10 s); Numba caches them on disk for the next.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..reference.paged import batch_rows
+from ..reference.sampling import Pick, choose
+from .numpy_backend import NumpyModel
+
+# reorder sums (so the compiler may use vector instructions) and fuse multiply-adds; not "no NaNs or
+# infs", which would let a broken forward pass pass unseen
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
+
+
+@njit(fastmath=FAST, cache=True)
+def normalize_rows(x, g, b, eps, out):  # [N, C] -> out [N, C]: reference.layers.layer_norm
+    N, C = x.shape
+    n = np.float32(C)  # not the int C: float32 / int is float64 in Numba
+    for i in range(N):
+        mean = np.float32(0)
+        for j in range(C):
+            mean += x[i, j]
+        mean /= n
+        variance = np.float32(0)
+        for j in range(C):
+            variance += (x[i, j] - mean) * (x[i, j] - mean)
+        scale = np.float32(1) / np.sqrt(variance / n + eps)
+        for j in range(C):
+            out[i, j] = g[j] * ((x[i, j] - mean) * scale) + b[j]
+
+
+@njit(fastmath=FAST, cache=True)
+def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + bias; out = layer_norm(x)
+    """The residual add after a projection, fused with the layer norm that
+    reads its result (llm.c fuses the same two)."""
+    N, C = x.shape
+    for i in range(N):
+        for j in range(C):
+            x[i, j] += y[i, j] + bias[j]
+    normalize_rows(x, g, b, eps, out)
+
+
+@njit(fastmath=FAST, cache=True)
+def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
+    """0.5 v (1 + tanh(u)) is v * sigmoid(2u), so one exp instead of a tanh:
+    the same to float32 rounding, and 3x faster where the libm's tanh is slow."""
+    N, F = x.shape
+    for i in range(N):
+        for j in range(F):
+            v = x[i, j] + bias[j]
+            u = GELU_SCALE * (v + np.float32(0.044715) * v * v * v)
+            x[i, j] = v / (np.float32(1) + np.exp(np.float32(-2) * u))
+
+
+@njit(fastmath=FAST, cache=True)
+def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
+    """Add the c_attn bias, store every row's key and value in the pool at its
+    slot, then each row's query attends over its own sequence's positions
+    0..p, read through the block table. qkv [N, 3C]; out [N, C]."""
+    N, C = out.shape
+    D = C // n_head
+    for i in range(N):
+        for j in range(3 * C):
+            qkv[i, j] += bias[j]
+        pool_k[slot_mapping[i]] = qkv[i, C:2 * C]
+        pool_v[slot_mapping[i]] = qkv[i, 2 * C:]
+    scale = np.float32(1.0 / math.sqrt(D))
+    scores = np.empty(positions.max() + 1, dtype=np.float32)
+    mean = np.empty(D, dtype=np.float32)
+    for i in range(N):
+        table, S = block_tables[seq[i]], positions[i] + 1
+        for h in range(n_head):
+            q = qkv[i, h * D:(h + 1) * D]
+            top = np.float32(-np.inf)
+            for p in range(S):  # the scores and their max
+                k = pool_k[table[p // block_size] * block_size + p % block_size, h * D:(h + 1) * D]
+                dot = np.float32(0)
+                for d in range(D):
+                    dot += q[d] * k[d]
+                scores[p] = dot * scale
+                top = max(top, scores[p])
+            total = np.float32(0)
+            for p in range(S):  # softmax's numerators and their sum
+                scores[p] = np.exp(scores[p] - top)
+                total += scores[p]
+            mean[:] = 0
+            for p in range(S):  # the weighted mean of the values
+                v = pool_v[table[p // block_size] * block_size + p % block_size, h * D:(h + 1) * D]
+                w = scores[p] / total
+                for d in range(D):
+                    mean[d] += w * v[d]
+            out[i, h * D:(h + 1) * D] = mean
+
+
+@njit(fastmath=FAST, cache=True)
+def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -> id, or -1 if not finite
+    """reference.sampling.sample's rules in one loop each; the sums run in
+    their own order, so near a boundary the pick may differ from NumPy's."""
+    V = logits.shape[0]
+    top = logits.max()
+    if not np.isfinite(top):
+        return -1
+    if temperature == 0:
+        return np.argmax(logits)  # the lowest id on ties
+    weights = np.exp((logits - top) / temperature)  # [V], max 1
+    threshold = np.float32(min_p)
+    if 0 < top_k < V:  # the k-th largest weight
+        threshold = max(threshold, np.partition(weights, V - top_k)[V - top_k])
+    if top_p < 1.0:  # the smallest set of the likeliest (kept) tokens that reaches top_p, plus ties
+        ordered = np.sort(weights[weights >= threshold])[::-1]
+        budget, above, last = np.float32(top_p) * ordered.sum(), np.float32(0), 0
+        for r in range(ordered.shape[0]):
+            if above >= budget:
+                break
+            last = r
+            above += ordered[r]
+        threshold = max(threshold, ordered[last])
+    total = np.float32(0)
+    for t in range(V):
+        if weights[t] >= threshold:
+            total += weights[t]
+    target, running, chosen = np.float32(coin) * total, np.float32(0), -1
+    for t in range(V):  # walk the kept tokens in id order
+        if weights[t] >= threshold:
+            chosen = t
+            running += weights[t]
+            if running > target:
+                break
+    return chosen
+
+
+def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
+    """reference.sampling.sample's signature, for choose()."""
+    token = sample_row(logits, np.float32(temperature), top_k, top_p, coin, min_p)
+    if token < 0:
+        raise FloatingPointError(f"the model's logits are not finite (max {logits.max()}): no token can be chosen")
+    return int(token)
+
+
+def rows_matmul(x, w, out):  # [N, n_in] @ [n_in, n_out] -> out [N, n_out], each row by its own product
+    np.matmul(x[:, None, :], w, out=out[:, None, :])
+    return out
+
+
+class NumbaCpuModel(NumpyModel):
+    device = "cpu-numba"
+
+    def __init__(self, config, params, tokenizer, name):
+        super().__init__(config, params, tokenizer, name)
+        self.wte_t = np.ascontiguousarray(params["wte"].T)  # [C, V] for the LM head
+
+    def step_batch(self, pool, chunks) -> list[Pick | None]:
+        """One step over many sequences, as NumpyModel.step_batch."""
+        picks = [None] * len(chunks)
+        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
+        for i, row in zip(sampled, self.batch_logits(pool, chunks)):
+            picks[i] = choose(row, chunks[i].sampling, sampler=compiled_sample)
+        return picks
+
+    def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
+        """Every chunk's new tokens through every block, the compiled loops
+        between the products (the module's docstring), then the LM head."""
+        c, p = self.config, self.params
+        C, blocks, eps = c.n_embd, p["blocks"], np.float32(c.eps)
+        ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
+        N = len(ids)
+        x = p["wte"][ids] + p["wpe"][positions]  # [N, C]
+        h, att, y = (np.empty((N, C), dtype=np.float32) for _ in range(3))
+        qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
+        normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
+        for layer, blk in enumerate(blocks):
+            attn, mlp = blk["attn"], blk["mlp"]
+            after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
+            attend(rows_matmul(h, attn["c_attn"]["w"], qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
+                   slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
+            residual_layer_norm(x, rows_matmul(att, attn["c_proj"]["w"], y), attn["c_proj"]["b"],
+                                blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
+            bias_gelu(rows_matmul(h, mlp["c_fc"]["w"], fc), mlp["c_fc"]["b"])
+            residual_layer_norm(x, rows_matmul(fc, mlp["c_proj"]["w"], y), mlp["c_proj"]["b"],
+                                after["g"], after["b"], eps, h)
+        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
+        last_rows = (np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)[sampled]
+        return rows_matmul(h[last_rows], self.wte_t, np.empty((len(sampled), c.vocab_size), dtype=np.float32))

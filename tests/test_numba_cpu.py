@@ -1,0 +1,108 @@
+"""The cpu-numba backend: the engine's step with the small operations compiled.
+Its logits against the NumPy reference's (float32 rounding, not bits), its
+tokens against the reference's, its batch invariance bit for bit, and its
+sampling against reference.sampling's rules."""
+
+import numpy as np
+import pytest
+
+from inference import load_model
+from inference.backends.numba_cpu import compiled_sample, sample_row
+from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
+from inference.reference.sampling import Penalties, Sampling, choose, sample
+from test_sampling_kernel import near_a_boundary
+
+RNG = np.random.default_rng(5)
+GREEDY = Sampling(0.0, 0, 1.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny_model_dir):
+    return load_model(tiny_model_dir, device="cpu-numba")
+
+
+def some_ids(model, *lengths):
+    return [RNG.integers(0, model.config.vocab_size, size=n).tolist() for n in lengths]
+
+
+def nan_pool(model, n_blocks=8, block_size=8):
+    pool = model.new_kv_pool(n_blocks, block_size)
+    pool.k[:] = pool.v[:] = np.nan  # a slot read before it is written poisons the answer
+    return pool
+
+
+def test_logits_match_the_reference_over_chunks_and_scattered_blocks(tiny_model, compiled):
+    """Two sequences side by side, prompts cut into chunks that end mid-block,
+    blocks out of order: each chunk's last logits within float32 rounding of
+    the NumPy step's, which is the reference model's bit for bit."""
+    seqs, tables = some_ids(tiny_model, 21, 9), [[6, 1, 3], [0, 4]]
+    pools = nan_pool(tiny_model), nan_pool(compiled)
+    for start, end in ((0, 5), (5, 13), (13, 21)):
+        chunks = [Chunk(ids[start:end], start, table, GREEDY) for ids, table in zip(seqs, tables) if start < len(ids)]
+        hidden = batch_hidden_states(tiny_model.params, tiny_model.config, pools[0], chunks)
+        want = batch_lm_head(hidden[np.cumsum([len(c.ids) for c in chunks]) - 1], tiny_model.params["wte"])
+        got = compiled.batch_logits(pools[1], chunks)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
+    seqs, tables = some_ids(compiled, 9, 17, 3), [[5, 1], [0, 7, 3], [6]]
+    alone = [compiled.batch_logits(nan_pool(compiled), [Chunk(ids, 0, table, GREEDY)])[0]
+             for ids, table in zip(seqs, tables)]
+    together = compiled.batch_logits(nan_pool(compiled), [Chunk(ids, 0, t, GREEDY) for ids, t in zip(seqs, tables)])
+    for got, want in zip(together, alone):
+        assert np.array_equal(got, want)
+    shared = nan_pool(compiled)
+    for t in range(len(seqs[1])):  # sequence 1 one token a step, sequence 0 beside it while it lasts
+        chunks = [Chunk(seqs[1][t:t + 1], t, tables[1], GREEDY)]
+        if t < len(seqs[0]):
+            chunks.append(Chunk(seqs[0][t:t + 1], t, tables[0], GREEDY))
+        logits = compiled.batch_logits(shared, chunks)
+        if t == len(seqs[0]) - 1:
+            assert np.array_equal(logits[1], alone[0])
+    assert np.array_equal(logits[0], alone[1])
+
+
+def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):
+    """The same prompt through both backends' step, four ways of choosing."""
+    ids = some_ids(tiny_model, 12)[0]
+    rows = [Sampling(0.8, 0, 1.0, 0.3, min_p=0.1, penalties=Penalties.of(ids, 6, 1.3, 0.4, 0.2), logprobs=5),
+            Sampling(0.0, 0, 1.0, 0.5, penalties=Penalties.of(ids, 10, 2.0, 0.0, 0.0), logprobs=0),
+            Sampling(1.0, 40, 0.9, 0.7, min_p=0.05), Sampling(1.2, 0, 0.95, 0.1, logprobs=20)]
+    for s in rows:
+        want = tiny_model.step_batch(nan_pool(tiny_model), [Chunk(ids, 0, [2, 5], s)])[0]
+        got = compiled.step_batch(nan_pool(compiled), [Chunk(ids, 0, [2, 5], s)])[0]
+        assert got.id == want.id
+        assert (got.logprob is None) == (want.logprob is None)
+        if want.logprob is not None:
+            assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+            assert [i for i, _ in got.top] == [i for i, _ in want.top]
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, min_p", [(1.0, 0, 1.0, 0.0), (0.7, 40, 0.9, 0.0),
+                                                              (1.3, 5, 1.0, 0.1), (0.5, 0, 0.5, 0.0)])
+def test_compiled_sampling_picks_what_the_rules_pick(temperature, top_k, top_p, min_p):
+    logits = (RNG.standard_normal(4096) * 3).astype(np.float32)
+    for coin in RNG.random(100, dtype=np.float32):
+        want = sample(logits, temperature, top_k, top_p, coin, min_p)
+        got = compiled_sample(logits, temperature, top_k, top_p, coin, min_p)
+        assert got == want or (min_p == 0 and near_a_boundary(logits, temperature, top_k, top_p, coin)), coin
+
+
+def test_ties_at_the_top_k_and_top_p_boundaries_are_kept():
+    logits = np.zeros(50, dtype=np.float32)
+    logits[[3, 10, 11, 12]] = [2.0, 1.0, 1.0, 1.0]  # top_k = 2 keeps 3 and all three tied 1.0s
+    for coin in np.linspace(0.01, 0.99, 50, dtype=np.float32):
+        assert compiled_sample(logits, 1.0, 2, 1.0, coin) == sample(logits, 1.0, 2, 1.0, coin)
+        assert compiled_sample(logits, 1.0, 0, 0.3, coin) == sample(logits, 1.0, 0, 0.3, coin)
+
+
+def test_greedy_takes_the_lowest_id_on_ties_and_nan_logits_are_refused():
+    logits = np.zeros(50, dtype=np.float32)
+    logits[[7, 30]] = 2.0
+    assert choose(logits, GREEDY, sampler=compiled_sample).id == 7
+    assert compiled_sample(logits, 1e-46, 40, 0.9, 0.5) == 7  # a temperature below float32's smallest is greedy
+    logits[3] = np.nan
+    assert sample_row(logits, np.float32(0.7), 0, 1.0, 0.5, 0.0) == -1
+    with pytest.raises(FloatingPointError, match="not finite"):
+        compiled_sample(logits, 0.7, 0, 1.0, 0.5)
