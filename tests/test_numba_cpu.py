@@ -97,11 +97,19 @@ def test_ties_at_the_top_k_and_top_p_boundaries_are_kept():
         assert compiled_sample(logits, 1.0, 0, 0.3, coin) == sample(logits, 1.0, 0, 0.3, coin)
 
 
+@pytest.mark.parametrize("temperature", [1e-46, 1e-40, 1e-30])
+def test_a_tiny_temperature_picks_the_likeliest_as_in_the_reference(temperature):
+    """1e-46 is 0 as a float32 (greedy); 1e-40 is a subnormal whose reciprocal overflows."""
+    logits = RNG.standard_normal(300).astype(np.float32)
+    for coin in (0.0, 0.5, 0.999):
+        assert compiled_sample(logits, temperature, 40, 0.9, coin) == sample(logits, temperature, 40, 0.9, coin) \
+            == int(np.argmax(logits))
+
+
 def test_greedy_takes_the_lowest_id_on_ties_and_nan_logits_are_refused():
     logits = np.zeros(50, dtype=np.float32)
     logits[[7, 30]] = 2.0
     assert choose(logits, GREEDY, sampler=compiled_sample).id == 7
-    assert compiled_sample(logits, 1e-46, 40, 0.9, 0.5) == 7  # a temperature below float32's smallest is greedy
     logits[3] = np.nan
     assert sample_row(logits, np.float32(0.7), 0, 1.0, 0.5, 0.0) == -1
     with pytest.raises(FloatingPointError, match="not finite"):

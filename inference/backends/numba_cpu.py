@@ -38,9 +38,10 @@ from ..reference.paged import batch_rows
 from ..reference.sampling import Pick, choose
 from .numpy_backend import NumpyModel
 
-# reorder sums (so the compiler may use vector instructions) and fuse multiply-adds; not "no NaNs or
-# infs", which would let a broken forward pass pass unseen
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+# Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
+# infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
+# temperature t, 1 / t overflows to inf and the likeliest token's 0 * inf is NaN.
+FAST = {"reassoc", "contract", "nsz"}
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 
 
