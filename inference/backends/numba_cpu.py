@@ -89,7 +89,10 @@ def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
 def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
     """Add the c_attn bias, store every row's key and value in the pool at its
     slot, then each row's query attends over its own sequence's positions
-    0..p, read through the block table. qkv [N, 3C]; out [N, C]."""
+    0..p, read through the block table. qkv [N, 3C]; out [N, C].
+    Each key and value row is read once, for every head: between two steps
+    the weights have pushed the pool out of the cache, and one pass over
+    whole rows is what the memory prefetcher serves best."""
     N, C = out.shape
     D = C // n_head
     for i in range(N):
@@ -98,31 +101,31 @@ def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables
         pool_k[slot_mapping[i]] = qkv[i, C:2 * C]
         pool_v[slot_mapping[i]] = qkv[i, 2 * C:]
     scale = np.float32(1.0 / math.sqrt(D))
-    scores = np.empty(positions.max() + 1, dtype=np.float32)
-    mean = np.empty(D, dtype=np.float32)
+    scores = np.empty((n_head, positions.max() + 1), dtype=np.float32)  # [H, S]
+    total = np.empty(n_head, dtype=np.float32)
     for i in range(N):
         table, S = block_tables[seq[i]], positions[i] + 1
-        for h in range(n_head):
-            q = qkv[i, h * D:(h + 1) * D]
-            top = np.float32(-np.inf)
-            for p in range(S):  # the scores and their max
-                k = pool_k[table[p // block_size] * block_size + p % block_size, h * D:(h + 1) * D]
+        for p in range(S):  # every head's score at position p
+            k = pool_k[table[p // block_size] * block_size + p % block_size]
+            for h in range(n_head):
+                q_h, k_h = qkv[i, h * D:(h + 1) * D], k[h * D:(h + 1) * D]
                 dot = np.float32(0)
                 for d in range(D):
-                    dot += q[d] * k[d]
-                scores[p] = dot * scale
-                top = max(top, scores[p])
-            total = np.float32(0)
-            for p in range(S):  # softmax's numerators and their sum
-                scores[p] = np.exp(scores[p] - top)
-                total += scores[p]
-            mean[:] = 0
-            for p in range(S):  # the weighted mean of the values
-                v = pool_v[table[p // block_size] * block_size + p % block_size, h * D:(h + 1) * D]
-                w = scores[p] / total
+                    dot += q_h[d] * k_h[d]
+                scores[h, p] = dot * scale
+        for h in range(n_head):  # softmax's numerators (the max subtracted) and their sum
+            top = scores[h, :S].max()
+            total[h] = np.float32(0)
+            for p in range(S):
+                scores[h, p] = np.exp(scores[h, p] - top)
+                total[h] += scores[h, p]
+        out[i] = 0
+        for p in range(S):  # the weighted mean of the values, every head at once
+            v = pool_v[table[p // block_size] * block_size + p % block_size]
+            for h in range(n_head):
+                w, v_h, out_h = scores[h, p] / total[h], v[h * D:(h + 1) * D], out[i, h * D:(h + 1) * D]
                 for d in range(D):
-                    mean[d] += w * v[d]
-            out[i, h * D:(h + 1) * D] = mean
+                    out_h[d] += w * v_h[d]
 
 
 @njit(fastmath=FAST, cache=True)
