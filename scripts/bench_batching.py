@@ -23,8 +23,9 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
    it has a process and a GIL of its own), on each of --devices, twice: at
-   the default --max-batch (16) and at --max-batch 1. For each N, N client threads each stream one
-   request of --new-tokens tokens whose prompt is a real line of Rust;
+   the default --max-batch (16) and at --max-batch 1. For each N, N client
+   threads each stream one request of --new-tokens tokens whose prompt is a
+   real line of Rust;
    aggregate generated tokens/s, p50/p95 request latency and time to first
    token. The servers take turns, --rounds times; the median round counts.
 3. A short request (16 tokens) sent while 8 long streams run: its time to

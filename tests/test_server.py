@@ -527,16 +527,17 @@ def test_a_model_that_fails_its_warm_up_stops_start_up(tiny_model, monkeypatch, 
         capsys.readouterr().err
 
 
-def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir):
+@pytest.mark.parametrize("device, serving_on", [("auto", "cpu"), ("cpu-numba", "cpu-numba")])
+def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, serving_on):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir),
-                             "--port", str(port), "--device", "auto"],
+                             "--port", str(port), "--device", device],
                             stderr=subprocess.PIPE, text=True, env=without_simulator())
     try:
         line = proc.stderr.readline()
-        assert f"serving tiny-random on http://127.0.0.1:{port} (device cpu, warm-up " in line, line
+        assert f"serving tiny-random on http://127.0.0.1:{port} (device {serving_on}, warm-up " in line, line
         status, _, _ = Client(port).post("/generate", {"prompt": "a", "max_new_tokens": 3})
         assert status == 200
         access = proc.stderr.readline()

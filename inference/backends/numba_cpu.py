@@ -25,8 +25,8 @@ lets the compiler reorder sums into vector instructions), so the results are
 the reference's to float32 rounding, not bit for bit; the tests check them
 against it as they check the CUDA backend. Penalties and log-probabilities
 stay NumPy's (reference/sampling.py's `choose`), and so do single-sequence
-sessions (`new_session`, `forward`). The first load compiles the loops
-(about 10 s); Numba caches them on disk for the next.
+sessions (`new_session`, `forward`). The first step compiles the loops
+(about 10 s; the server's warm-up takes it), and Numba caches them on disk.
 """
 
 import math
