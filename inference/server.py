@@ -394,7 +394,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")
     ap.add_argument("--device", choices=DEVICES, default="auto",
                     help="cpu: the NumPy reference; cpu-numba: its step compiled, faster, the first start "
-                         "compiles for ~10 s; auto: cuda when a GPU is usable, else cpu")
+                         "compiles for ~15 s; auto: cuda when a GPU is usable, else cpu")
     ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
     ap.add_argument("--max-pending", type=at_least(1), default=16,
                     help="generations waiting for a place in the batch before new ones get 429")

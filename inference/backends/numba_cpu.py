@@ -26,7 +26,7 @@ the reference's to float32 rounding, not bit for bit; the tests check them
 against it as they check the CUDA backend. Penalties and log-probabilities
 stay NumPy's (reference/sampling.py's `choose`), and so do single-sequence
 sessions (`new_session`, `forward`). The first step compiles the loops
-(about 10 s; the server's warm-up takes it), and Numba caches them on disk.
+(15 s on a 2-core CPU; the server's warm-up takes it), and Numba caches them on disk.
 """
 
 import math
