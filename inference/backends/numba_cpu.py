@@ -34,6 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ..reference.layers import embedding
 from ..reference.paged import batch_rows
 from ..reference.sampling import Pick, choose
 from .numpy_backend import NumpyModel
@@ -200,7 +201,7 @@ class NumbaCpuModel(NumpyModel):
         C, blocks, eps = c.n_embd, p["blocks"], np.float32(c.eps)
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
         N = len(ids)
-        x = p["wte"][ids] + p["wpe"][positions]  # [N, C]
+        x = embedding(p["wte"], p["wpe"], ids, positions)  # [N, C]
         h, att, y = (np.empty((N, C), dtype=np.float32) for _ in range(3))
         qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
         normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
