@@ -43,10 +43,12 @@ from .numpy_backend import NumpyModel
 # infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
 # temperature t, 1 / t overflows to inf and the likeliest token's 0 * inf is NaN.
 FAST = {"reassoc", "contract", "nsz"}
+# Every loop below runs with nogil=True: while the engine's thread computes, the server's threads
+# may run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 
 
-@njit(fastmath=FAST, cache=True)
+@njit(fastmath=FAST, cache=True, nogil=True)
 def normalize_rows(x, g, b, eps, out):  # [N, C] -> out [N, C]: reference.layers.layer_norm
     N, C = x.shape
     n = np.float32(C)  # not the int C: float32 / int is float64 in Numba
@@ -63,7 +65,7 @@ def normalize_rows(x, g, b, eps, out):  # [N, C] -> out [N, C]: reference.layers
             out[i, j] = g[j] * ((x[i, j] - mean) * scale) + b[j]
 
 
-@njit(fastmath=FAST, cache=True)
+@njit(fastmath=FAST, cache=True, nogil=True)
 def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + bias; out = layer_norm(x)
     """The residual add after a projection, fused with the layer norm that
     reads its result (llm.c fuses the same two)."""
@@ -74,7 +76,7 @@ def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + b
     normalize_rows(x, g, b, eps, out)
 
 
-@njit(fastmath=FAST, cache=True)
+@njit(fastmath=FAST, cache=True, nogil=True)
 def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
     """0.5 v (1 + tanh(u)) is v * sigmoid(2u): one exp instead of a tanh, the
     same to float32 rounding, and much faster (the C library's tanhf is slow)."""
@@ -86,7 +88,7 @@ def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
             x[i, j] = v / (np.float32(1) + np.exp(np.float32(-2) * u))
 
 
-@njit(fastmath=FAST, cache=True)
+@njit(fastmath=FAST, cache=True, nogil=True)
 def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
     """Add the c_attn bias, store every row's key and value in the pool at its
     slot, then each row's query attends over its own sequence's positions
@@ -129,20 +131,24 @@ def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables
                     out_h[d] += w * v_h[d]
 
 
-@njit(fastmath=FAST, cache=True)
+@njit(fastmath=FAST, cache=True, nogil=True)
 def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -> id, or -1 if not finite
-    """reference.sampling.sample's rules in one loop each; the sums run in
-    their own order, so near a boundary the pick may differ from NumPy's."""
+    """reference.sampling.sample's rules in one loop each. With top-k on, only
+    the k likeliest tokens (and ties) get a weight: exp() for 40 tokens, not
+    4,096. The sums run in their own order and the k-th largest is found among
+    logits, not weights, so near a boundary the pick may differ from NumPy's."""
     V = logits.shape[0]
     top = logits.max()
     if not np.isfinite(top):
         return -1
     if temperature == 0:
         return np.argmax(logits)  # the lowest id on ties
-    weights = np.exp((logits - top) / temperature)  # [V], max 1
+    lowest = -np.inf
+    if 0 < top_k < V:  # the k-th largest logit
+        lowest = np.partition(logits, V - top_k)[V - top_k]
+    ids = np.nonzero(logits >= lowest)[0]  # the candidates, in id order
+    weights = np.exp((logits[ids] - top) / temperature)  # max 1
     threshold = np.float32(min_p)
-    if 0 < top_k < V:  # the k-th largest weight
-        threshold = max(threshold, np.partition(weights, V - top_k)[V - top_k])
     if top_p < 1.0:  # the smallest set of the likeliest (kept) tokens that reaches top_p, plus ties
         ordered = np.sort(weights[weights >= threshold])[::-1]
         budget, above, last = np.float32(top_p) * ordered.sum(), np.float32(0), 0
@@ -153,14 +159,14 @@ def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -
             above += ordered[r]
         threshold = max(threshold, ordered[last])
     total = np.float32(0)
-    for t in range(V):
-        if weights[t] >= threshold:
-            total += weights[t]
+    for w in weights:
+        if w >= threshold:
+            total += w
     target, running, chosen = np.float32(coin) * total, np.float32(0), -1
-    for t in range(V):  # walk the kept tokens in id order
-        if weights[t] >= threshold:
-            chosen = t
-            running += weights[t]
+    for c in range(ids.shape[0]):  # walk the kept tokens in id order
+        if weights[c] >= threshold:
+            chosen = ids[c]
+            running += weights[c]
             if running > target:
                 break
     return chosen

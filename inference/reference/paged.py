@@ -61,15 +61,19 @@ def slots(block_table, positions, block_size):  # [n] positions -> [n] rows of t
 def batch_rows(chunks, block_size, width=None):
     """A step's rows, chunk after chunk, as the compiled backends take them: token
     ids [N], positions [N], the chunk each row belongs to [N], the slot its key
-    and value go to [N]; and the block tables [n, width], zero-padded."""
-    ids = np.concatenate([np.asarray(c.ids, dtype=np.int64) for c in chunks])
-    positions = np.concatenate([np.arange(c.start, c.end) for c in chunks])
-    seq = np.concatenate([np.full(len(c.ids), i) for i, c in enumerate(chunks)])
-    slot_mapping = np.concatenate([slots(c.block_table, np.arange(c.start, c.end), block_size) for c in chunks])
-    tables = np.zeros((len(chunks), width or max(len(c.block_table) for c in chunks)), dtype=np.int64)
+    and value go to [N]; and the block tables [n, width], zero-padded. Built as
+    Python lists, one array each at the end: a step has few rows, and NumPy's
+    per-call cost would be most of the work."""
+    ids, positions, seq, slot_mapping = [], [], [], []
     for i, c in enumerate(chunks):
-        tables[i, :len(c.block_table)] = c.block_table
-    return ids, positions, seq, slot_mapping, tables
+        span = range(c.start, c.end)
+        ids += c.ids
+        positions += span
+        seq += [i] * len(span)
+        slot_mapping += [c.block_table[p // block_size] * block_size + p % block_size for p in span]
+    width = width or max(len(c.block_table) for c in chunks)
+    tables = [list(c.block_table) + [0] * (width - len(c.block_table)) for c in chunks]
+    return tuple(np.array(rows, dtype=np.int64) for rows in (ids, positions, seq, slot_mapping, tables))
 
 
 def row_linear(x, w, b):  # [N, n_in], [n_in, n_out], [n_out] -> [N, n_out]
