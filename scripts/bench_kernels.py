@@ -10,8 +10,9 @@ TFLOP/s (matmul, attention), beside the same operation in PyTorch (float32,
 TF32 off) and beside a device-to-device copy of the same bytes. Then
 end-to-end greedy decode tokens/s on the same weights: the CUDA backend,
 the NumPy backend, and PyTorch (Hugging Face transformers, eager); the
-kernel launches in a decode step beside what launching costs the host; and
-the engine's aggregate tokens/s with several requests at once.
+kernel launches in a decode step beside what launching costs the host,
+and what replaying the step's kernels as one CUDA graph saves; and the
+engine's aggregate tokens/s with several requests at once.
 
     NUMBA_ENABLE_CUDASIM=1 python scripts/bench_kernels.py --smoke
 
@@ -290,6 +291,82 @@ def counting_launches():
         kind.__getitem__ = configure
 
 
+@contextmanager
+def launching_on(stream):
+    """Every `kernel[grid, block](...)` launched on `stream` instead of the
+    default one: here a CUDA graph builder, whose stream records the launches
+    instead of running them (numba-cuda 0.29+ takes a cuda.core GraphBuilder)."""
+    from inference.kernels.gelu import gelu_v1_kernel
+    kind = type(gelu_v1_kernel)
+    configure = kind.__getitem__
+
+    def on_stream(self, launch_config):
+        return configure(self, (*launch_config, stream) if len(launch_config) == 2 else launch_config)
+
+    kind.__getitem__ = on_stream
+    try:
+        yield
+    finally:
+        kind.__getitem__ = configure
+
+
+def captured_step(model, pool, rows):
+    """The step's kernels (CudaModel.batch_logits, every input already on the
+    device) captured once as a CUDA graph; replaying it runs the same kernels
+    on the same buffers with one launch from the host."""
+    from cuda.core import Device
+    device = Device()
+    device.set_current()
+    builder = device.create_graph_builder()
+    builder.begin_building()
+    with launching_on(builder):
+        model.batch_logits(pool, rows)
+    return builder.end_building().complete(), device.create_stream()
+
+
+def graph_costs(model, pool, batches, repeat):
+    """The step's kernels launched one by one against the same kernels replayed
+    as one CUDA graph, and whether the graph's logits are the launched ones."""
+    from numba import config, cuda
+    print("the decode step's kernels (CudaModel.batch_logits; not the copies in, nor sampling), launched one by one "
+          "and replayed as one CUDA graph, ms:")
+    print("| step | launched | as a graph | graph gains | same logits |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, chunks in batches:
+        rows = pool.upload_batch(chunks)
+        want = model.batch_logits(pool, rows).copy_to_host()
+        if config.ENABLE_CUDASIM:
+            print(f"| {name} | - | - | - | not tried: the simulator has no CUDA graphs |")
+            continue
+        try:
+            graph, stream = captured_step(model, pool, rows)
+        except Exception as e:  # an older numba-cuda or cuda.core: say why, and go on
+            print(f"| {name} | - | - | - | not captured: {type(e).__name__}: {e} |")
+            continue
+        logits = pool.logits[:len(want)]
+        logits.copy_to_device(np.full(want.shape, np.nan, dtype=np.float32))  # poisoned: the replay must write it
+
+        def launched():
+            model.batch_logits(pool, rows)
+            cuda.synchronize()
+
+        def replayed():
+            graph.launch(stream)
+            stream.sync()
+
+        replayed()
+        same = np.array_equal(logits.copy_to_host(), want)
+        times = {fn: [] for fn in (launched, replayed)}
+        for _ in range(repeat):  # taking turns
+            for fn in times:
+                t0 = time.perf_counter()
+                fn()
+                times[fn].append((time.perf_counter() - t0) * 1e3)
+        one_by_one, as_graph = (float(np.median(t)) for t in times.values())
+        print(f"| {name} | {one_by_one:.3f} | {as_graph:.3f} | {one_by_one / as_graph:.2f}x | "
+              f"{'yes' if same else 'NO'} |")
+
+
 def empty_launch_us(n=2000):
     """Host microseconds per launch of a kernel that does nothing, launched back to back."""
     from numba import cuda
@@ -351,6 +428,10 @@ def launch_costs(model_dir, requests, prompt_tokens, repeat, warm_up=True):
             times = [timed_ms(step)]
         times += [timed_ms(step) for _ in range(repeat - 1)]
         print(f"| {name} | {count[0]} | {count[0] * launch_us / 1e3:.3f} | {np.median(times):.3f} |")
+    print()
+    graph_costs(model, pool, [(f"engine, {n} row{'s' * (n > 1)}", [Chunk([token], len(prompt), table, greedy)
+                                                                  for table in tables[:n]]) for n in (1, requests)],
+                repeat)
 
 
 def main(argv=None):

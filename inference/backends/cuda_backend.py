@@ -18,7 +18,7 @@ from ..kernels.layernorm import layer_norm
 from ..kernels.matmul import linear
 from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv as store_kv_paged
 from ..kernels.sampling import BatchSampler
-from ..reference.paged import batch_rows
+from ..reference.paged import batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling
 
 
@@ -54,13 +54,25 @@ class CudaModel:
         return CudaKVPool(self, n_blocks, block_size)
 
     def step_batch(self, pool: "CudaKVPool", chunks) -> list[Pick | None]:
-        """One step over many sequences, as NumpyModel.step_batch, kernel by
-        kernel: the batch's N rows go through each linear layer together,
-        attention reads each row's keys through its block table, and one
-        sampling block per sequence that samples picks its token on the device."""
-        c, p = self.config, self.params
+        """One step over many sequences, as NumpyModel.step_batch: the rows'
+        metadata copied in, the step's kernels, then one sampling block per
+        sequence that samples picks its token on the device."""
         rows = pool.upload_batch(chunks)
-        N, C = rows.N, c.n_embd
+        logits = self.batch_logits(pool, rows)  # [n, V], on the device
+        picks = [None] * len(chunks)
+        if rows.sampled:
+            for i, pick in zip(rows.sampled, pool.sampler.launch(logits, [chunks[i].sampling for i in rows.sampled])):
+                picks[i] = pick
+        return picks
+
+    def batch_logits(self, pool: "CudaKVPool", rows: "BatchRows"):  # -> device [n, V], n = len(rows.sampled)
+        """The step's kernels alone, every input already on the device: the
+        batch's N rows go through each linear layer together, attention reads
+        each row's keys through its block table. No copy and no wait for the
+        host, so the whole of it can be captured as one CUDA graph
+        (scripts/bench_kernels.py tries that)."""
+        c, p = self.config, self.params
+        N, n, C = rows.N, len(rows.sampled), c.n_embd
         x, h, qkv, att, fc = pool.x[:N], pool.h[:N], pool.qkv[:N], pool.att[:N], pool.fc[:N]
         embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=x)
         for layer, blk in enumerate(p["blocks"]):
@@ -75,17 +87,10 @@ class CudaModel:
             gelu(fc, out=fc)
             linear(fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=x, residual=x)
         layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
-        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
-        picks = [None] * len(chunks)
-        if sampled:
-            n = len(sampled)
-            last = pool.last[:n]
-            last.copy_to_device(np.asarray(rows.last_rows[sampled], dtype=np.int32))
-            gather_rows(h, last, out=pool.h_last[:n])
+        if n:
+            gather_rows(h, rows.last, out=pool.h_last[:n])
             linear(pool.h_last[:n], p["wte_t"], p["no_bias"], out=pool.logits[:n])
-            for i, pick in zip(sampled, pool.sampler.launch(pool.logits[:n], [chunks[i].sampling for i in sampled])):
-                picks[i] = pick
-        return picks
+        return pool.logits[:n]
 
 
 class CudaSession:
@@ -167,27 +172,29 @@ class CudaKVPool:
         """The batch's row metadata, computed on the host and copied into the
         buffers allocated once: one copy per array, no allocation on the device."""
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, self.block_size, self.max_blocks)
-        N, n = len(ids), len(chunks)
+        sampled, last_rows = sampled_rows(chunks)
+        N, n = len(ids), len(sampled)
         for device, host in ((self.ids, ids), (self.positions, positions), (self.seq, seq),
-                             (self.slot_mapping, slot_mapping)):
-            device[:N].copy_to_device(host.astype(np.int32))
-        self.block_tables[:n].copy_to_device(tables.astype(np.int32))
+                             (self.slot_mapping, slot_mapping), (self.last, last_rows)):
+            device[:len(host)].copy_to_device(host.astype(np.int32))
+        self.block_tables[:len(chunks)].copy_to_device(tables.astype(np.int32))
         return BatchRows(N, self.ids[:N], self.positions[:N], self.seq[:N], self.slot_mapping[:N],
-                         self.block_tables[:n], np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)
+                         self.block_tables[:len(chunks)], sampled, self.last[:n])
 
 
 @dataclass
 class BatchRows:
     """A step's rows on the device: token ids, positions, which sequence each
-    belongs to, where its key and value go; the block tables; and on the host
-    the index of each sequence's last row."""
+    belongs to, where its key and value go; the block tables; the chunks that
+    sample (a list, on the host) and the row of each one's last token."""
     N: int
     ids: object
     positions: object
     seq: object
     slot_mapping: object
     block_tables: object
-    last_rows: np.ndarray
+    sampled: list
+    last: object
 
 
 def gpu_name() -> str:

@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from ..reference.layers import embedding
-from ..reference.paged import batch_rows
+from ..reference.paged import batch_rows, sampled_rows
 from ..reference.sampling import Pick, choose
 from .numpy_backend import NumpyModel
 
@@ -195,7 +195,7 @@ class NumbaCpuModel(NumpyModel):
     def step_batch(self, pool, chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch."""
         picks = [None] * len(chunks)
-        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
+        sampled, _ = sampled_rows(chunks)
         for i, row in zip(sampled, self.batch_logits(pool, chunks)):
             picks[i] = choose(row, chunks[i].sampling, sampler=compiled_sample)
         return picks
@@ -221,6 +221,5 @@ class NumbaCpuModel(NumpyModel):
             bias_gelu(rows_matmul(h, mlp["c_fc"]["w"], fc), mlp["c_fc"]["b"])
             residual_layer_norm(x, rows_matmul(fc, mlp["c_proj"]["w"], y), mlp["c_proj"]["b"],
                                 after["g"], after["b"], eps, h)
-        sampled = [i for i, chunk in enumerate(chunks) if chunk.sampling is not None]
-        last_rows = (np.cumsum([len(chunk.ids) for chunk in chunks]) - 1)[sampled]
-        return rows_matmul(h[last_rows], self.wte_t, np.empty((len(sampled), c.vocab_size), dtype=np.float32))
+        _, last_rows = sampled_rows(chunks)
+        return rows_matmul(h[last_rows], self.wte_t, np.empty((len(last_rows), c.vocab_size), dtype=np.float32))

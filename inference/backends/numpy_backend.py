@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..reference.model import KVCache, forward, forward_last
-from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head
+from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
 
 
@@ -26,9 +26,8 @@ class NumpyModel:
         """One step over many sequences (reference/paged.py): every chunk's new
         tokens in, the next token of each chunk that samples out (None for the others)."""
         hidden = batch_hidden_states(self.params, self.config, pool, chunks)  # [N, C]
-        last_rows = np.cumsum([len(c.ids) for c in chunks]) - 1
-        sampled = [i for i, c in enumerate(chunks) if c.sampling is not None]
-        logits = batch_lm_head(hidden[last_rows[sampled]], self.params["wte"])  # [n, V]
+        sampled, last_rows = sampled_rows(chunks)
+        logits = batch_lm_head(hidden[last_rows], self.params["wte"])  # [n, V]
         picks = [None] * len(chunks)
         for i, row in zip(sampled, logits):
             picks[i] = choose(row, chunks[i].sampling)

@@ -76,6 +76,11 @@ def batch_rows(chunks, block_size, width=None):
     return tuple(np.array(rows, dtype=np.int64) for rows in (ids, positions, seq, slot_mapping, tables))
 
 
+def sampled_rows(chunks):  # -> the chunks that sample a token [n], and the row of each one's last token [n]
+    sampled = [i for i, c in enumerate(chunks) if c.sampling is not None]
+    return sampled, (np.cumsum([len(c.ids) for c in chunks]) - 1)[sampled]
+
+
 def row_linear(x, w, b):  # [N, n_in], [n_in, n_out], [n_out] -> [N, n_out]
     """x @ w + b, each row by its own matrix-vector product (see the docstring above)."""
     return np.matmul(x[:, None, :], w)[:, 0] + b

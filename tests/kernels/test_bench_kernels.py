@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from inference.kernels.common import SIMULATOR
+
 pytest.importorskip("torch", reason="the benchmark compares with PyTorch: pip install -e .[train]")
 pytest.importorskip("transformers", reason="the decode comparison runs the weights in transformers")
 
@@ -30,5 +32,8 @@ def test_smoke_run_prints_every_row(capsys, tiny_model_dir):
     assert "| requests at once | tokens/s | vs one |" in out
     launches = re.findall(r"^\| (one sequence \(CudaSession\)|engine, 1 row|engine, 2 rows) \| (\d+) \|", out, re.M)
     assert len(launches) == 3 and all(int(n) > 0 for _, n in launches), out
+    no_graphs = "not tried: the simulator has no CUDA graphs"
+    graphs = re.findall(rf"^\| engine, (?:1 row|2 rows) \| .* \| (yes|NO|{no_graphs}) \|$", out, re.M)
+    assert graphs == ([no_graphs] * 2 if SIMULATOR else ["yes", "yes"]), out  # the graph's logits are the launched ones
     for backend in ("inference, cuda backend", "inference, cpu backend", "PyTorch eager (HF)"):
         assert f"| {backend}" in out
