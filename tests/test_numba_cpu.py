@@ -3,11 +3,14 @@ Its logits against the NumPy reference's (float32 rounding, not bits), its
 tokens against the reference's, its batch invariance bit for bit, and its
 sampling against reference.sampling's rules."""
 
+import threading
+
 import numpy as np
 import pytest
 
+from conftest import SHIPPED_MODEL
 from inference import load_model
-from inference.backends.numba_cpu import compiled_sample, sample_row
+from inference.backends.numba_cpu import compiled_sample, sample_row, split_evenly
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -61,6 +64,42 @@ def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
         if t == len(seqs[0]) - 1:
             assert np.array_equal(logits[1], alone[0])
     assert np.array_equal(logits[0], alone[1])
+
+
+def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bits():
+    """At the shipped model's widths BLAS splits one sequence's products over
+    its threads; a step of several runs them in groups, one thread each with a
+    one-thread BLAS. Each sequence's logits are the same bits either way."""
+    model = load_model(SHIPPED_MODEL, device="cpu-numba")
+    if model.cores.cores < 2:
+        pytest.skip("BLAS has one thread here: there is nothing to split")
+    seqs = some_ids(model, 20, 3, 11, 7, 16)
+    chunks = [Chunk(ids, 0, [i], GREEDY) for i, ids in enumerate(seqs)]
+    alone = [model.batch_logits(model.new_kv_pool(8, 32), [chunk])[0] for chunk in chunks]
+    pool, threads = model.new_kv_pool(8, 32), []
+
+    def group(chunks):
+        threads.append(threading.current_thread().name)
+        return list(model.batch_logits(pool, chunks))
+
+    together = model.cores.run(group, chunks)
+    assert len(set(threads)) == 2 and len(together) == len(chunks)
+    for got, want in zip(together, alone):
+        assert np.array_equal(got, want)
+    threads.clear()
+    model.cores.run(group, chunks[:3])  # 3 sequences: one group, BLAS's own threads
+    assert len(threads) == 1
+
+
+@pytest.mark.parametrize("lengths, groups, want", [
+    ([1] * 8, 2, [[1] * 4, [1] * 4]),
+    ([30, 1, 1, 1], 2, [[30], [1, 1, 1]]),  # a prompt's chunk against three decoding sequences
+    ([1, 1, 1, 1, 40], 2, [[1, 1, 1, 1], [40]]),
+    ([5, 5, 5, 5], 3, [[5, 5], [5], [5]]),
+])
+def test_split_evenly_keeps_the_order_and_balances_the_rows(lengths, groups, want):
+    runs = split_evenly([Chunk([0] * n, 0, [0]) for n in lengths], groups)
+    assert [[len(chunk.ids) for chunk in run] for run in runs] == want
 
 
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):
