@@ -289,6 +289,13 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError("the server did not start")
 
+    def cpu_seconds(self):  # the server process's CPU time so far, all its threads (Linux's /proc; else NaN)
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -332,12 +339,12 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
             for _ in range(rounds * max(1, 8 // n)):  # more rounds for few clients: a round is short and noisy
                 for key, server in servers.items():
                     with ThreadPoolExecutor(n) as pool:
-                        t0 = time.perf_counter()
+                        t0, cpu0 = time.perf_counter(), server.cpu_seconds()
                         results = list(pool.map(
                             lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i), range(n)))
                         wall = time.perf_counter() - t0
                     runs[key].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
-                                      [r[1] for r in results]))
+                                      [r[1] for r in results], (server.cpu_seconds() - cpu0) / wall))
             for key, results in runs.items():
                 rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
         for key, server in servers.items():
@@ -348,14 +355,15 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
     print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
           f"the median of {rounds} rounds ({rounds} x 8 / N below 8 clients):")
     print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
-          f"| tok/s vs --max-batch 1 | tok/s vs {devices[0]} |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"| server's CPU, cores | tok/s vs --max-batch 1 | tok/s vs {devices[0]} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in client_counts:
         for device, max_batch in servers:
-            rate, latency, ttft = rows[(device, max_batch), n]
+            rate, latency, ttft, cores = rows[(device, max_batch), n]
             print(f"| {n} | {device} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
                   f"{percentile(latency, 95):.0f} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | "
-                  f"{rate / rows[(device, 1), n][0]:.2f}x | {rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
+                  f"{cores:.2f} | {rate / rows[(device, 1), n][0]:.2f}x | "
+                  f"{rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
     print()
     print("a short request (16 tokens) while 8 long streams run, 20 tries:")
     print("| --device | --max-batch | p50 TTFT ms | p95 TTFT ms |")
