@@ -52,8 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from inference import Settings, load_model
-from inference.backends.numba_cpu import NumbaCpuModel
-from inference.backends.numba_cpu import attend
+from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample
 from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
@@ -117,6 +116,12 @@ def step_costs(model, compiled, repeat, position=128):
     print(f"| single-sequence step (model.py + sample) | {ref_ms:.3f} | {ref_ms / mm_ms:.2f}x |")
     print(f"| engine step of one sequence, cpu (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
     print(f"| engine step of one sequence, cpu-numba (numba_cpu.py) | {compiled_ms:.3f} | {compiled_ms / mm_ms:.2f}x |")
+    logits = compiled.batch_logits(pool, one)[0]  # [V]
+    numpy_ms, compiled_ms = best_ms([lambda: choose(logits, SAMPLING),
+                                     lambda: choose(logits, SAMPLING, sampler=compiled_sample)], repeat, calls=100)
+    print(f"(of which sampling one row of {len(logits):,} logits at temperature {SAMPLING.temperature}, top-k "
+          f"{SAMPLING.top_k}, top-p {SAMPLING.top_p}: {1000 * numpy_ms:.1f} us in NumPy, {1000 * compiled_ms:.1f} us "
+          "compiled)")
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "

@@ -51,8 +51,13 @@ if config.ENABLE_CUDASIM:
 
 
 @pytest.fixture(scope="session")
-def shipped_tokenizer():
-    return Tokenizer.from_dir(SHIPPED_MODEL)
+def shipped_model_dir():
+    return SHIPPED_MODEL
+
+
+@pytest.fixture(scope="session")
+def shipped_tokenizer(shipped_model_dir):
+    return Tokenizer.from_dir(shipped_model_dir)
 
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, n_ctx=64)

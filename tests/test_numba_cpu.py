@@ -8,7 +8,6 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import SHIPPED_MODEL
 from inference import load_model
 from inference.backends.numba_cpu import compiled_sample, sample_row, split_evenly
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
@@ -66,11 +65,11 @@ def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
     assert np.array_equal(logits[0], alone[1])
 
 
-def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bits():
+def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bits(shipped_model_dir):
     """At the shipped model's widths BLAS splits one sequence's products over
     its threads; a step of several runs them in groups, one thread each with a
     one-thread BLAS. Each sequence's logits are the same bits either way."""
-    model = load_model(SHIPPED_MODEL, device="cpu-numba")
+    model = load_model(shipped_model_dir, device="cpu-numba")
     if model.cores.cores < 2:
         pytest.skip("BLAS has one thread here: there is nothing to split")
     seqs = some_ids(model, 20, 3, 11, 7, 16)
