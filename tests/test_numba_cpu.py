@@ -4,12 +4,13 @@ tokens against the reference's, its batch invariance bit for bit, and its
 sampling against reference.sampling's rules."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends.numba_cpu import compiled_sample, sample_row, split_evenly
+from inference.backends.numba_cpu import CoreSplit, compiled_sample, sample_row, split_evenly
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -88,6 +89,26 @@ def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bi
     threads.clear()
     model.cores.run(group, chunks[:3])  # 3 sequences: one group, BLAS's own threads
     assert len(threads) == 1
+
+
+def test_a_failing_group_fails_the_step_only_once_every_group_is_done():
+    """The engine's next step may not begin while a group of this one still
+    writes to the KV pool, even when another group raised."""
+    split = CoreSplit()
+    if split.cores < 2:
+        pytest.skip("BLAS has one thread here: there is nothing to split")
+    finished = []
+
+    def step(group):
+        if group[0].ids == [0]:  # the first group, on the calling thread
+            raise FloatingPointError("the model's logits are not finite")
+        time.sleep(0.2)
+        finished.append(len(group))
+        return [None] * len(group)
+
+    with pytest.raises(FloatingPointError):
+        split.run(step, [Chunk([i], 0, [i]) for i in range(4)])
+    assert finished == [2]
 
 
 @pytest.mark.parametrize("lengths, groups, want", [
