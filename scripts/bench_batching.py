@@ -125,8 +125,8 @@ def step_costs(model, compiled, repeat, position=128):
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
-          "| cpu-numba ms | tok/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| cpu-numba ms | tok/s | cpu-numba, one group (BLAS's threads) ms | groups gain |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
 
     def one_matmul_step(batch):  # the same step with x @ w + b over all rows in each linear layer
@@ -140,11 +140,13 @@ def step_costs(model, compiled, repeat, position=128):
         batch = chunks(n)
         invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)], repeat,
                                      calls=3)
-        # On its own: right after a NumPy step, OpenBLAS's threads still spin-wait on the cores that
-        # cpu-numba's groups of sequences take; a server under steady load does not switch like that.
+        # Each on its own: right after a step on BLAS's two threads, they still spin-wait on the cores
+        # that cpu-numba's groups of sequences take; a server under steady load does not switch like that.
         fast, = best_ms([lambda: compiled.step_batch(pool, batch)], repeat, calls=3)
+        one_group, = best_ms([lambda: compiled.step_group(pool, batch)], repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
-              f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} |")
+              f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_group:.2f} | "
+              f"{one_group / fast:.2f}x |")
     print()
     attention_in_the_cache(model, pool, one[0], repeat)
 
