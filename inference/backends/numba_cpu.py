@@ -208,8 +208,8 @@ class CoreSplit:
     sequences, BLAS still splits every product, one row at a time, and its
     threads meet after each of them (25 x rows times a step). Here each core
     instead takes whole sequences, with a one-thread BLAS, and they meet once a
-    step: 1.2x faster at 8 sequences and 1.4x at 16 on two cores
-    (scripts/bench_batching.py). A row is computed the same way in any group
+    step: 1.35x faster at 8 sequences and 1.5x at 16 on two cores (the step
+    table of scripts/bench_batching.py). A row is computed the same way in any group
     (OpenBLAS's matrix-vector product gives the same bits on one thread or
     two; tests/test_numba_cpu.py checks it), so batch invariance holds.
     Groups have 2 sequences or more: one decoding sequence a core, each core
