@@ -71,7 +71,7 @@ def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bi
     its threads; a step of several runs them in groups, one thread each with a
     one-thread BLAS. Each sequence's logits are the same bits either way."""
     model = load_model(shipped_model_dir, device="cpu-numba")
-    if model.cores.cores < 2:
+    if model.split.cores < 2:
         pytest.skip("BLAS has one thread here: there is nothing to split")
     seqs = some_ids(model, 20, 3, 11, 7, 16)
     chunks = [Chunk(ids, 0, [i], GREEDY) for i, ids in enumerate(seqs)]
@@ -82,12 +82,12 @@ def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bi
         threads.append(threading.current_thread().name)
         return list(model.batch_logits(pool, chunks))
 
-    together = model.cores.run(group, chunks)
+    together = model.split.run(group, chunks)
     assert len(set(threads)) == 2 and len(together) == len(chunks)
     for got, want in zip(together, alone):
         assert np.array_equal(got, want)
     threads.clear()
-    model.cores.run(group, chunks[:3])  # 3 sequences: one group, BLAS's own threads
+    model.split.run(group, chunks[:3])  # 3 sequences: one group, BLAS's own threads
     assert len(threads) == 1
 
 

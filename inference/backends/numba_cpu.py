@@ -209,9 +209,9 @@ class CoreSplit:
     threads meet after each of them (25 x rows times a step). Here each core
     instead takes whole sequences, with a one-thread BLAS, and they meet once a
     step: 1.35x faster at 8 sequences and 1.5x at 16 on two cores (the step
-    table of scripts/bench_batching.py). A row is computed the same way in any group
-    (OpenBLAS's matrix-vector product gives the same bits on one thread or
-    two; tests/test_numba_cpu.py checks it), so batch invariance holds.
+    table of scripts/bench_batching.py). A row is computed the same way in any
+    group (OpenBLAS's matrix-vector product gives the same bits on one thread
+    or two; tests/test_numba_cpu.py checks it), so batch invariance holds.
     Groups have 2 sequences or more: one decoding sequence a core, each core
     reading all the weights for its one row, was slower than BLAS's split.
     The cores used are the ones BLAS may use (OPENBLAS_NUM_THREADS, for
@@ -244,14 +244,14 @@ class NumbaCpuModel(NumpyModel):
     def __init__(self, config, params, tokenizer, name):
         super().__init__(config, params, tokenizer, name)
         self.wte_t = np.ascontiguousarray(params["wte"].T)  # [C, V] for the LM head
-        self.cores = CoreSplit()
+        self.split = CoreSplit()
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch, the
         sequences in groups on the cores (CoreSplit)."""
-        return self.cores.run(lambda group: self.step_group(pool, group), chunks)
+        return self.split.run(lambda group: self.step_group(pool, group), chunks)
 
-    def step_group(self, pool, chunks) -> list[Pick | None]:
+    def step_group(self, pool, chunks) -> list[Pick | None]:  # one group's logits, then each sampled token
         picks = [None] * len(chunks)
         sampled, _ = sampled_rows(chunks)
         for i, row in zip(sampled, self.batch_logits(pool, chunks)):
