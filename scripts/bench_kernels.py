@@ -273,41 +273,37 @@ def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
 
 
 @contextmanager
-def counting_launches():
-    """Count kernel launches: every `kernel[grid, block](...)` configures the
-    kernel first, and all our kernels share one class (the simulator's too)."""
+def launch_hook(hook):
+    """hook(launch_config) -> launch_config, called on every `kernel[grid, block](...)`:
+    a launch configures the kernel first, and all our kernels share one class
+    (the simulator's too)."""
     from inference.kernels.gelu import gelu_v1_kernel
     kind = type(gelu_v1_kernel)
-    configure, count = kind.__getitem__, [0]
-
-    def counted(self, launch_config):
-        count[0] += 1
-        return configure(self, launch_config)
-
-    kind.__getitem__ = counted
+    configure = kind.__getitem__
+    kind.__getitem__ = lambda self, launch_config: configure(self, hook(launch_config))
     try:
-        yield count
+        yield
     finally:
         kind.__getitem__ = configure
 
 
 @contextmanager
+def counting_launches():
+    count = [0]
+
+    def counted(launch_config):
+        count[0] += 1
+        return launch_config
+
+    with launch_hook(counted):
+        yield count
+
+
 def launching_on(stream):
-    """Every `kernel[grid, block](...)` launched on `stream` instead of the
-    default one: here a CUDA graph builder, whose stream records the launches
-    instead of running them (numba-cuda 0.29+ takes a cuda.core GraphBuilder)."""
-    from inference.kernels.gelu import gelu_v1_kernel
-    kind = type(gelu_v1_kernel)
-    configure = kind.__getitem__
-
-    def on_stream(self, launch_config):
-        return configure(self, (*launch_config, stream) if len(launch_config) == 2 else launch_config)
-
-    kind.__getitem__ = on_stream
-    try:
-        yield
-    finally:
-        kind.__getitem__ = configure
+    """Every launch on `stream` instead of the default one: here a CUDA graph
+    builder, whose stream records the launches instead of running them
+    (numba-cuda 0.29+ takes a cuda.core GraphBuilder)."""
+    return launch_hook(lambda launch_config: (*launch_config, stream) if len(launch_config) == 2 else launch_config)
 
 
 def captured_step(model, pool, rows):
