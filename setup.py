@@ -16,7 +16,6 @@ setup(
         "numpy>=1.24",
         "numba>=0.59",
         "numba-cuda>=0.20",
-        "threadpoolctl>=3.5",  # --device cpu-numba sets BLAS's threads while its groups run (backends/numba_cpu.py)
         "regex>=2023.0",
         "bottle>=0.12.25",
         "cheroot>=11.0,<12",  # inference/http.py extends its connection manager

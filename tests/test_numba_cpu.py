@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends.numba_cpu import CoreSplit, compiled_sample, sample_row, split_evenly
+from inference.backends.numba_cpu import (CoreSplit, compiled_sample, fours_keep_bits, rows_times, sample_row,
+                                          split_evenly)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -66,17 +67,40 @@ def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
     assert np.array_equal(logits[0], alone[1])
 
 
-def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bits(shipped_model_dir):
-    """At the shipped model's widths BLAS splits one sequence's products over
-    its threads; a step of several runs them in groups, one thread each with a
-    one-thread BLAS. Each sequence's logits are the same bits either way."""
+@pytest.mark.parametrize("n_in, n_out", [(256, 768), (1024, 256), (256, 4096), (24, 5)])
+def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company(n_in, n_out):
+    """The compiled product at the shipped model's widths (and a small odd
+    one): each output within float32 rounding of float64's, and every row's
+    bits the same among 1 to 9 rows (fours and the rows left over) as alone."""
+    w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
+    x = RNG.standard_normal((9, n_in)).astype(np.float32)
+    in_fours = fours_keep_bits([w_t])
+    alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), in_fours)
+                            for i in range(9)])
+    want = x.astype(np.float64) @ w_t.T.astype(np.float64)
+    assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
+    for n in range(1, 10):
+        together = rows_times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
+        assert np.array_equal(together, alone[:n])
+
+
+def test_the_shipped_model_computes_rows_in_fours_here(shipped_model_dir):
+    """On the machine the tests run on, the compiler cuts both loops of
+    rows_times alike; were it not so, cpu-numba would run one row at a time."""
+    assert load_model(shipped_model_dir, device="cpu-numba").in_fours
+
+
+def test_from_four_rows_a_core_a_step_runs_in_groups_with_the_same_bits(shipped_model_dir):
+    """A step of several sequences runs them in groups, one thread each.
+    Each sequence's logits are the same bits either way; 8 decoding sequences
+    make two groups on two cores, 7 one."""
     model = load_model(shipped_model_dir, device="cpu-numba")
     if model.split.cores < 2:
-        pytest.skip("BLAS has one thread here: there is nothing to split")
+        pytest.skip("Numba has one thread here: there is nothing to split")
     seqs = some_ids(model, 20, 3, 11, 7, 16)
     chunks = [Chunk(ids, 0, [i], GREEDY) for i, ids in enumerate(seqs)]
     alone = [model.batch_logits(model.new_kv_pool(8, 32), [chunk])[0] for chunk in chunks]
-    pool, threads = model.new_kv_pool(8, 32), []
+    pool, threads = model.new_kv_pool(16, 32), []
 
     def group(chunks):
         threads.append(threading.current_thread().name)
@@ -86,17 +110,17 @@ def test_from_four_sequences_a_step_runs_in_groups_on_the_cores_with_the_same_bi
     assert len(set(threads)) == 2 and len(together) == len(chunks)
     for got, want in zip(together, alone):
         assert np.array_equal(got, want)
-    threads.clear()
-    model.split.run(group, chunks[:3])  # 3 sequences: one group, BLAS's own threads
-    assert len(threads) == 1
+    decoding = [Chunk([1], 0, [8 + i], GREEDY) for i in range(8)]
+    for n, want_threads in [(7, 1), (8, 2)]:
+        threads.clear()
+        model.split.run(group, decoding[:n])
+        assert len(threads) == want_threads
 
 
 def test_a_failing_group_fails_the_step_only_once_every_group_is_done():
     """The engine's next step may not begin while a group of this one still
     writes to the KV pool, even when another group raised."""
-    split = CoreSplit()
-    if split.cores < 2:
-        pytest.skip("BLAS has one thread here: there is nothing to split")
+    split = CoreSplit(cores=2)
     finished = []
 
     def step(group):
@@ -107,8 +131,8 @@ def test_a_failing_group_fails_the_step_only_once_every_group_is_done():
         return [None] * len(group)
 
     with pytest.raises(FloatingPointError):
-        split.run(step, [Chunk([i], 0, [i]) for i in range(4)])
-    assert finished == [2]
+        split.run(step, [Chunk([i], 0, [i]) for i in range(8)])
+    assert finished == [4]
 
 
 @pytest.mark.parametrize("lengths, groups, want", [

@@ -6,38 +6,42 @@ A decode step is 25 matrix-vector products (4 a layer and the LM head) and,
 between them, a hundred-odd small operations on one 256-wide row: layer
 norms, attention head by head, GELU, the residual adds, sampling. In NumPy
 each of those is a call that does little arithmetic, and together they cost
-nearly as much as the products (scripts/bench_batching.py). Here everything
-between two products is one compiled loop, as the CUDA backend has a kernel
-for each:
+nearly as much as the products (scripts/bench_batching.py). Here every
+product and everything between two products is one compiled loop, as the
+CUDA backend has a kernel for each:
 
     h = layer_norm(x)                                  per layer:
-    qkv = h @ c_attn.w                                 BLAS, row by row
+    qkv = h @ c_attn.w                                 rows_times
     attend(qkv + b, store k and v in the pool, ...)    one compiled call
-    x += att @ c_proj.w + b;  h = layer_norm(x)        BLAS, then one compiled call
-    fc = gelu(h @ c_fc.w + b)                          BLAS, then one compiled call
-    x += fc @ c_proj.w + b;  h = next layer norm(x)    BLAS, then one compiled call
+    x += att @ c_proj.w + b;  h = layer_norm(x)        rows_times, then one compiled call
+    fc = gelu(h @ c_fc.w + b)                          rows_times, then one compiled call
+    x += fc @ c_proj.w + b;  h = next layer norm(x)    rows_times, then one compiled call
 
-The products stay NumPy's (OpenBLAS), each row by its own matrix-vector
-product as in reference/paged.py, and every compiled loop works on each row
-alone, so a row's bits do not depend on the others in its batch: batch
-invariance holds here too. The loops sum in their own order (and `fastmath`
-lets the compiler reorder sums into vector instructions), so the results are
-the reference's to float32 rounding, not bit for bit; the tests check them
-against it as they check the CUDA backend. Penalties and log-probabilities
-stay NumPy's (reference/sampling.py's `choose`), and so do single-sequence
-sessions (`new_session`, `forward`). The first step compiles the loops
-(15 s on a 2-core CPU; the server's warm-up takes it), and Numba caches them on disk.
+The products are our own (`rows_times`), not NumPy's: each output a compiled
+dot product, rows four at a time to share each weight's load. OpenBLAS's
+product for a few rows is not batch invariant, and its matrix-vector product
+per row, which is, was slower on one row than this loop on one core. Every
+loop works on each row alone (rows_times's fours give a row the bits it has
+alone, checked at load), so a row's bits do not depend on the others in its
+batch: batch invariance holds here too. The loops sum in their own order (and
+`fastmath` lets the compiler reorder sums into vector instructions), so the
+results are the reference's to float32 rounding, not bit for bit; the tests
+check them against it as they check the CUDA backend. Penalties and
+log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
+single-sequence sessions (`new_session`, `forward`). The first step compiles
+the loops (15 s on a 2-core CPU; the server's warm-up takes it), and Numba
+caches them on disk.
 
-A step of four sequences or more runs them in groups, one core each
-(`CoreSplit`), instead of letting BLAS split every product over the cores.
+A step of four rows a core or more runs its sequences in groups, one core
+each (`CoreSplit`).
 """
 
 import math
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
+import numba
 from numba import njit
-from threadpoolctl import ThreadpoolController
 
 from ..reference.layers import embedding
 from ..reference.paged import batch_rows, sampled_rows
@@ -185,9 +189,52 @@ def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
     return int(token)
 
 
-def rows_matmul(x, w, out):  # [N, n_in] @ [n_in, n_out] -> out [N, n_out], each row by its own product
-    np.matmul(x[:, None, :], w, out=out[:, None, :])
+@njit(fastmath=FAST, cache=True, nogil=True)
+def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n_out] = x @ w_t.T
+    """Each output is one dot product over n_in, a compiled loop (vector
+    instructions, its own order of sums). The weights come transposed, a row
+    per output, so that both operands of a dot product lie in a row.
+    With `in_fours`, rows go four at a time: each weight row, loaded once,
+    serves four rows of x, where a matrix-vector product per row reads every
+    weight for every row. A row's bits are the same in a four or alone only if
+    the compiler made the same sums of both loops (`fours_keep_bits`)."""
+    N, K = x.shape
+    i = 0
+    while in_fours and i + 4 <= N:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        for j in range(w_t.shape[0]):
+            w = w_t[j]
+            s0, s1, s2, s3 = np.float32(0), np.float32(0), np.float32(0), np.float32(0)
+            for k in range(K):
+                s0 += x0[k] * w[k]
+                s1 += x1[k] * w[k]
+                s2 += x2[k] * w[k]
+                s3 += x3[k] * w[k]
+            out[i, j], out[i + 1, j], out[i + 2, j], out[i + 3, j] = s0, s1, s2, s3
+        i += 4
+    for i in range(i, N):  # the rest, one at a time
+        for j in range(w_t.shape[0]):
+            w, s = w_t[j], np.float32(0)
+            for k in range(K):
+                s += x[i, k] * w[k]
+            out[i, j] = s
     return out
+
+
+def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> do rows get the same bits in fours as alone?
+    """The compiler picks how each dot product of rows_times is cut into
+    vector sums, for each loop on its own. Where it cut the four rows' loop
+    and the one row's loop alike, a row's bits do not depend on its company:
+    checked once per model on its own widths, with random rows (a different
+    order of sums would change some of the bits)."""
+    rng = np.random.default_rng(seed)
+    for w_t in weights:
+        x = rng.standard_normal((5, w_t.shape[1])).astype(np.float32)
+        together = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), True)
+        alone = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), False)
+        if not np.array_equal(together, alone):
+            return False
+    return True
 
 
 def split_evenly(chunks, groups):  # -> `groups` runs of consecutive chunks, about as many rows in each
@@ -200,41 +247,36 @@ def split_evenly(chunks, groups):  # -> `groups` runs of consecutive chunks, abo
 
 
 class CoreSplit:
-    """A step's sequences in groups, one core each, where BLAS would otherwise
-    split each product over the cores.
+    """A step's sequences in groups, one core each, the groups' steps at once.
 
-    One sequence's step is 25 matrix-vector products in a row: BLAS's threads
-    share each product, which is what the cores can do for it. With several
-    sequences, BLAS still splits every product, one row at a time, and its
-    threads meet after each of them (25 x rows times a step). Here each core
-    instead takes whole sequences, with a one-thread BLAS, and they meet once a
-    step: 1.35x faster at 8 sequences and 1.5x at 16 on two cores (the step
-    table of scripts/bench_batching.py). A row is computed the same way in any
-    group (OpenBLAS's matrix-vector product gives the same bits on one thread
-    or two; tests/test_numba_cpu.py checks it), so batch invariance holds.
-    Groups have 2 sequences or more: one decoding sequence a core, each core
-    reading all the weights for its one row, was slower than BLAS's split.
-    The cores used are the ones BLAS may use (OPENBLAS_NUM_THREADS, for
-    several replicas on one machine), one group on the calling thread."""
+    The compiled loops release Python's lock, so each group's step runs on its
+    own thread, and the threads meet once, when the step ends. A row is
+    computed the same way in any group (every loop works on each row alone,
+    rows_times's fours aside), so batch invariance holds. A group has four
+    rows at least: fewer than rows_times's four would read all the weights
+    for too little arithmetic (a step of 4 sequences in two groups of two was
+    slower than in one group). The cores used are Numba's threads
+    (NUMBA_NUM_THREADS, by default the cores this process may run on; 1 per
+    replica for several replicas on one machine), one group on the calling
+    thread."""
 
-    MIN_GROUP = 2
+    MIN_ROWS = 4
 
-    def __init__(self):
-        self.blas = ThreadpoolController().select(user_api="blas")
-        self.cores = max([lib["num_threads"] for lib in self.blas.info()], default=1)
+    def __init__(self, cores=None):
+        self.cores = cores or numba.config.NUMBA_NUM_THREADS
         self.helpers = ThreadPoolExecutor(self.cores - 1, thread_name_prefix="cpu-numba") if self.cores > 1 else None
 
     def run(self, step, chunks):  # step(chunks) -> a list per chunk; the lists joined in chunk order
-        groups = min(self.cores, len(chunks) // self.MIN_GROUP)
+        rows = sum(len(chunk.ids) for chunk in chunks)
+        groups = min(self.cores, rows // self.MIN_ROWS, len(chunks))
         if groups < 2:
             return step(chunks)
         first, *others = split_evenly(chunks, groups)
-        with self.blas.limit(limits=1):  # while the groups run; BLAS's own count again after the step
-            pending = [self.helpers.submit(step, group) for group in others]
-            try:
-                picks = step(first)
-            finally:
-                wait(pending)  # no group may still run once the step has returned, or failed
+        pending = [self.helpers.submit(step, group) for group in others]
+        try:
+            picks = step(first)
+        finally:
+            wait(pending)  # no group may still run once the step has returned, or failed
         return picks + [pick for done in pending for pick in done.result()]
 
 
@@ -243,7 +285,11 @@ class NumbaCpuModel(NumpyModel):
 
     def __init__(self, config, params, tokenizer, name):
         super().__init__(config, params, tokenizer, name)
-        self.wte_t = np.ascontiguousarray(params["wte"].T)  # [C, V] for the LM head
+        # Each layer's four weights transposed for rows_times: [3C, C], [C, C], [4C, C], [C, 4C]
+        self.w_t = [[np.ascontiguousarray(w.T) for w in (blk["attn"]["c_attn"]["w"], blk["attn"]["c_proj"]["w"],
+                                                        blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_proj"]["w"])]
+                    for blk in params["blocks"]]
+        self.in_fours = fours_keep_bits(self.w_t[0] + [params["wte"]])  # the LM head's wte is [V, C] already
         self.split = CoreSplit()
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
@@ -270,14 +316,16 @@ class NumbaCpuModel(NumpyModel):
         qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
         normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
         for layer, blk in enumerate(blocks):
-            attn, mlp = blk["attn"], blk["mlp"]
+            attn, mlp, (qkv_w, proj_w, fc_w, out_w) = blk["attn"], blk["mlp"], self.w_t[layer]
             after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
-            attend(rows_matmul(h, attn["c_attn"]["w"], qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
+            attend(self.times(h, qkv_w, qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
                    slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
-            residual_layer_norm(x, rows_matmul(att, attn["c_proj"]["w"], y), attn["c_proj"]["b"],
+            residual_layer_norm(x, self.times(att, proj_w, y), attn["c_proj"]["b"],
                                 blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
-            bias_gelu(rows_matmul(h, mlp["c_fc"]["w"], fc), mlp["c_fc"]["b"])
-            residual_layer_norm(x, rows_matmul(fc, mlp["c_proj"]["w"], y), mlp["c_proj"]["b"],
-                                after["g"], after["b"], eps, h)
+            bias_gelu(self.times(h, fc_w, fc), mlp["c_fc"]["b"])
+            residual_layer_norm(x, self.times(fc, out_w, y), mlp["c_proj"]["b"], after["g"], after["b"], eps, h)
         _, last_rows = sampled_rows(chunks)
-        return rows_matmul(h[last_rows], self.wte_t, np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
+        return self.times(h[last_rows], p["wte"], np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
+
+    def times(self, x, w_t, out):  # [N, n_in] x [n_out, n_in] -> out [N, n_out]
+        return rows_times(x, w_t, out, self.in_fours)
