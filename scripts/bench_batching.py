@@ -2,7 +2,7 @@
 N concurrent streaming clients beside the same server at --max-batch 1.
 
     python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30] [--rounds 3]
-                                     [--devices cpu,cpu-numba]
+                                     [--devices cpu,cpu-numba] [--in-process-only]
 
 1. One step, in-process. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
@@ -12,14 +12,16 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    For a batch of N decoding sequences: ms per step and tokens/s, computing
    each row by its own matrix-vector product (batch invariant, what the
    engine does) and by one matrix product over all rows (not invariant):
-   the difference is what invariance costs; and the compiled step. The
+   the difference is what invariance costs; and the compiled step: in groups
+   on the cores, in one group, and in one group with rows_times taking the
+   rows one at a time instead of four at a time. The
    timed steps take turns, best of --repeat rounds, so that a noisy
    neighbour slows them alike. Then one row's attention alone, hot in the
    cache and right after all the step's weights went through it, as they do
    between one step's use of a layer's keys and values and the next's.
    And the ceiling: the step's matrix products for 8 rows, one row at a time
-   against all rows at once (OpenBLAS, and PyTorch if installed), which is
-   the most batching can gain on them on this CPU, invariant or not; and the
+   against all rows at once (OpenBLAS, cpu-numba's rows_times, and PyTorch
+   if installed): what batching can gain on them on this CPU; and the
    batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
    it has a process and a GIL of its own), on each of --devices, twice: at
@@ -49,10 +51,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from inference import Settings, load_model
-from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample
+from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample, rows_times
 from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
@@ -106,16 +109,25 @@ def step_costs(model, compiled, repeat, position=128):
         for w in weights:
             rows[w.shape[0]] @ w
 
-    ref_ms, engine_ms, compiled_ms, mm_ms = best_ms(
-        [reference_step, lambda: model.step_batch(pool, one), lambda: compiled.step_batch(pool, one), matmuls_alone],
-        repeat)
+    compiled_weights = compiled_step_weights(compiled)
+    outs = [np.empty((1, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
+
+    def compiled_products_alone():  # the same through cpu-numba's own product
+        for w_t, out in zip(compiled_weights, outs):
+            rows_times(rows[w_t.shape[1]], w_t, out, compiled.in_fours)
+
+    ref_ms, engine_ms, compiled_ms, mm_ms, own_ms = best_ms(
+        [reference_step, lambda: model.step_batch(pool, one), lambda: compiled.step_batch(pool, one), matmuls_alone,
+         compiled_products_alone], repeat)
     print(f"one stream, a decode step at position {position} (best of {repeat} rounds):")
-    print(f"| step | ms | vs its {len(weights)} matmuls alone |")
-    print("| --- | --- | --- |")
-    print(f"| the {len(weights)} matmuls alone | {mm_ms:.3f} | 1.00x |")
-    print(f"| single-sequence step (model.py + sample) | {ref_ms:.3f} | {ref_ms / mm_ms:.2f}x |")
-    print(f"| engine step of one sequence, cpu (paged.py) | {engine_ms:.3f} | {engine_ms / mm_ms:.2f}x |")
-    print(f"| engine step of one sequence, cpu-numba (numba_cpu.py) | {compiled_ms:.3f} | {compiled_ms / mm_ms:.2f}x |")
+    print(f"| step | ms | its {len(weights)} products alone ms | step / products |")
+    print("| --- | --- | --- | --- |")
+    for name, step_ms, products_ms in [("single-sequence step (model.py + sample)", ref_ms, mm_ms),
+                                       ("engine step of one sequence, cpu (paged.py)", engine_ms, mm_ms),
+                                       ("engine step of one sequence, cpu-numba (numba_cpu.py)", compiled_ms, own_ms)]:
+        print(f"| {name} | {step_ms:.3f} | {products_ms:.3f} | {step_ms / products_ms:.2f}x |")
+    print(f"(the products alone: NumPy's matmul, and cpu-numba's rows_times; cpu-numba's step "
+          f"{engine_ms / compiled_ms:.2f}x faster than cpu's)")
     logits = compiled.batch_logits(pool, one)[0]  # [V]
     numpy_ms, compiled_ms = best_ms([lambda: choose(logits, SAMPLING),
                                      lambda: choose(logits, SAMPLING, sampler=compiled_sample)], repeat, calls=100)
@@ -125,8 +137,9 @@ def step_costs(model, compiled, repeat, position=128):
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
-          "| cpu-numba ms | tok/s | cpu-numba, one group (BLAS's threads) ms | groups gain |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| cpu-numba ms | tok/s | one group (one core) ms | groups gain | one group, rows one at a time ms "
+          "| fours gain |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
 
     def one_matmul_step(batch):  # the same step with x @ w + b over all rows in each linear layer
@@ -136,17 +149,25 @@ def step_costs(model, compiled, repeat, position=128):
         finally:
             paged.row_linear = row_linear
 
+    def one_row_at_a_time(batch):  # cpu-numba's step of one group with rows_times's fours off
+        in_fours, compiled.in_fours = compiled.in_fours, False
+        try:
+            compiled.step_group(pool, batch)
+        finally:
+            compiled.in_fours = in_fours
+
     for n in (1, 4, 8, 16):
         batch = chunks(n)
         invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)], repeat,
                                      calls=3)
-        # Each on its own: right after a step on BLAS's two threads, they still spin-wait on the cores
+        # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
         # that cpu-numba's groups of sequences take; a server under steady load does not switch like that.
-        fast, = best_ms([lambda: compiled.step_batch(pool, batch)], repeat, calls=3)
-        one_group, = best_ms([lambda: compiled.step_group(pool, batch)], repeat, calls=3)
+        fast, one_group, one_by_one = best_ms([lambda: compiled.step_batch(pool, batch),
+                                               lambda: compiled.step_group(pool, batch),
+                                               lambda: one_row_at_a_time(batch)], repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
               f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_group:.2f} | "
-              f"{one_group / fast:.2f}x |")
+              f"{one_group / fast:.2f}x | {one_by_one:.2f} | {one_by_one / one_group:.2f}x |")
     print()
     attention_in_the_cache(model, pool, one[0], repeat)
 
@@ -195,7 +216,11 @@ def step_weights(params):  # the weight matrices of a decode step (4 a layer, an
     return layers + [params["wte"].T]
 
 
-def matmul_ceiling(model, repeat, n=8):
+def compiled_step_weights(compiled):  # step_weights as cpu-numba holds them, [n_out, n_in]
+    return [w_t for layer in compiled.w_t for w_t in layer] + [compiled.params["wte"]]
+
+
+def matmul_ceiling(model, compiled, repeat, n=8):
     """The most batching can gain on a step's matmuls here: n rows through
     the step's weight matrices one row at a time (matrix-vector products, what
     an unbatched server does) against all n rows at once (one matrix
@@ -209,6 +234,13 @@ def matmul_ceiling(model, repeat, n=8):
     one_at_a_time = [lambda: [inputs[w.shape[0]][i:i + 1] @ w for w in weights for i in range(n)]]
     at_once = [lambda: [inputs[w.shape[0]] @ w for w in weights]]
     names = ["NumPy (OpenBLAS)"]
+    compiled_weights = compiled_step_weights(compiled)
+    outs = [np.empty((n, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
+    one_at_a_time.append(lambda: [rows_times(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours)
+                                  for w_t, out in zip(compiled_weights, outs) for i in range(n)])
+    at_once.append(lambda: [rows_times(inputs[w_t.shape[1]], w_t, out, compiled.in_fours)
+                            for w_t, out in zip(compiled_weights, outs)])
+    names.append(f"cpu-numba's rows_times, one core{'' if compiled.in_fours else ' (fours off: see the step)'}")
     try:
         import torch
         t_weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in weights]
@@ -409,19 +441,25 @@ def main():
     ap.add_argument("--repeat", type=int, default=30, help="rounds of the step timings")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each server measurement")
     ap.add_argument("--devices", default="cpu,cpu-numba", help="the servers' --device, each at --max-batch 16 and 1")
+    ap.add_argument("--in-process-only", action="store_true", help="the step tables, not the servers")
     args = ap.parse_args()
     model = load_model(args.model, device="cpu")
-    # the same weight arrays: a second copy would push the first out of the cache as they take turns
+    # the same weight arrays where it can (cpu-numba holds its layers' weights transposed): a second copy
+    # of each would push the first out of the cache as they take turns
     compiled = NumbaCpuModel(model.config, model.params, model.tokenizer, model.name)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}, NumPy {np.__version__}")
+          f"{platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}")
+    print(f"cpu-numba: {compiled.split.cores} cores for its groups; rows_times in fours: "
+          f"{'yes' if compiled.in_fours else 'no, the compiler summed the fours and one row differently'}")
     print()
     step_costs(model, compiled, args.repeat)
-    matmul_ceiling(model, args.repeat)
+    matmul_ceiling(model, compiled, args.repeat)
     blas_row_counts(model)
     prefix_cache_ttft(model)
+    if args.in_process_only:
+        return
     clients_table(args.model, args.devices.split(","), [int(n) for n in args.clients.split(",")], args.new_tokens,
                   args.rounds)
 
