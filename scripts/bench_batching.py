@@ -12,9 +12,10 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    For a batch of N decoding sequences: ms per step and tokens/s, computing
    each row by its own matrix-vector product (batch invariant, what the
    engine does) and by one matrix product over all rows (not invariant):
-   the difference is what invariance costs; and the compiled step: in groups
-   on the cores, in one group, and in one group with rows_times taking the
-   rows one at a time instead of four at a time. The
+   the difference is what invariance costs; and the compiled step as the
+   server runs it (every core: each product's outputs shared among them
+   below 8 rows, groups of sequences from 8), on one core, and on one core
+   with the rows one at a time instead of four at a time. The
    timed steps take turns, best of --repeat rounds, so that a noisy
    neighbour slows them alike. Then one row's attention alone, hot in the
    cache and right after all the step's weights went through it, as they do
@@ -111,14 +112,16 @@ def step_costs(model, compiled, repeat, position=128):
 
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((1, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
+    times = compiled.products(compiled.split.cores)  # as its step of one sequence does them
 
     def compiled_products_alone():  # the same through cpu-numba's own product
         for w_t, out in zip(compiled_weights, outs):
-            rows_times(rows[w_t.shape[1]], w_t, out, compiled.in_fours)
+            times(rows[w_t.shape[1]], w_t, out)
 
-    ref_ms, engine_ms, compiled_ms, mm_ms, own_ms = best_ms(
-        [reference_step, lambda: model.step_batch(pool, one), lambda: compiled.step_batch(pool, one), matmuls_alone,
-         compiled_products_alone], repeat)
+    ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
+    # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
+    # that cpu-numba's products share; a server under steady load does not switch like that.
+    compiled_ms, own_ms = best_ms([lambda: compiled.step_batch(pool, one), compiled_products_alone], repeat)
     print(f"one stream, a decode step at position {position} (best of {repeat} rounds):")
     print(f"| step | ms | its {len(weights)} products alone ms | step / products |")
     print("| --- | --- | --- | --- |")
@@ -126,7 +129,7 @@ def step_costs(model, compiled, repeat, position=128):
                                        ("engine step of one sequence, cpu (paged.py)", engine_ms, mm_ms),
                                        ("engine step of one sequence, cpu-numba (numba_cpu.py)", compiled_ms, own_ms)]:
         print(f"| {name} | {step_ms:.3f} | {products_ms:.3f} | {step_ms / products_ms:.2f}x |")
-    print(f"(the products alone: NumPy's matmul, and cpu-numba's rows_times; cpu-numba's step "
+    print(f"(the products alone: NumPy's matmul, and cpu-numba's on all its cores; cpu-numba's step "
           f"{engine_ms / compiled_ms:.2f}x faster than cpu's)")
     logits = compiled.batch_logits(pool, one)[0]  # [V]
     numpy_ms, compiled_ms = best_ms([lambda: choose(logits, SAMPLING),
@@ -137,7 +140,7 @@ def step_costs(model, compiled, repeat, position=128):
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
-          "| cpu-numba ms | tok/s | one group (one core) ms | groups gain | one group, rows one at a time ms "
+          "| cpu-numba ms | tok/s | one group on one core ms | cores gain | one group, rows one at a time ms "
           "| fours gain |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
@@ -160,8 +163,7 @@ def step_costs(model, compiled, repeat, position=128):
         batch = chunks(n)
         invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)], repeat,
                                      calls=3)
-        # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
-        # that cpu-numba's groups of sequences take; a server under steady load does not switch like that.
+        # cpu-numba's on their own, as above
         fast, one_group, one_by_one = best_ms([lambda: compiled.step_batch(pool, batch),
                                                lambda: compiled.step_group(pool, batch),
                                                lambda: one_row_at_a_time(batch)], repeat, calls=3)

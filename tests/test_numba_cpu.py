@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends.numba_cpu import (CoreSplit, compiled_sample, fours_keep_bits, rows_times, sample_row,
-                                          split_evenly)
+from inference.backends.numba_cpu import (CoreSplit, compiled_sample, fours_keep_bits, rows_times,
+                                          rows_times_on_all_cores, sample_row, split_evenly)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -71,7 +71,8 @@ def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
 def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company(n_in, n_out):
     """The compiled product at the shipped model's widths (and a small odd
     one): each output within float32 rounding of float64's, and every row's
-    bits the same among 1 to 9 rows (fours and the rows left over) as alone."""
+    bits the same among 1 to 9 rows (fours and the rows left over) as alone,
+    on one core and with the outputs shared among the cores."""
     w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
     x = RNG.standard_normal((9, n_in)).astype(np.float32)
     in_fours = fours_keep_bits([w_t])
@@ -79,9 +80,10 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
                             for i in range(9)])
     want = x.astype(np.float64) @ w_t.T.astype(np.float64)
     assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
-    for n in range(1, 10):
-        together = rows_times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
-        assert np.array_equal(together, alone[:n])
+    for times in [rows_times] + [rows_times_on_all_cores] * in_fours:  # the model's own choices
+        for n in range(1, 10):
+            together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
+            assert np.array_equal(together, alone[:n])
 
 
 def test_the_shipped_model_computes_rows_in_fours_here(shipped_model_dir):
@@ -91,9 +93,10 @@ def test_the_shipped_model_computes_rows_in_fours_here(shipped_model_dir):
 
 
 def test_from_four_rows_a_core_a_step_runs_in_groups_with_the_same_bits(shipped_model_dir):
-    """A step of several sequences runs them in groups, one thread each.
-    Each sequence's logits are the same bits either way; 8 decoding sequences
-    make two groups on two cores, 7 one."""
+    """A step of several sequences runs them in groups, one thread each, and a
+    step of one group shares each product among the cores. Each sequence's
+    logits are the same bits every way; 8 decoding sequences make two groups
+    on two cores, 7 one."""
     model = load_model(shipped_model_dir, device="cpu-numba")
     if model.split.cores < 2:
         pytest.skip("Numba has one thread here: there is nothing to split")
@@ -102,14 +105,16 @@ def test_from_four_rows_a_core_a_step_runs_in_groups_with_the_same_bits(shipped_
     alone = [model.batch_logits(model.new_kv_pool(8, 32), [chunk])[0] for chunk in chunks]
     pool, threads = model.new_kv_pool(16, 32), []
 
-    def group(chunks):
+    def group(chunks, cores):
         threads.append(threading.current_thread().name)
-        return list(model.batch_logits(pool, chunks))
+        return list(model.batch_logits(pool, chunks, cores))
 
     together = model.split.run(group, chunks)
     assert len(set(threads)) == 2 and len(together) == len(chunks)
     for got, want in zip(together, alone):
         assert np.array_equal(got, want)
+    for chunk, want in zip(chunks, alone):  # one group, each product's outputs shared among the cores
+        assert np.array_equal(model.batch_logits(model.new_kv_pool(8, 32), [chunk], cores=2)[0], want)
     decoding = [Chunk([1], 0, [8 + i], GREEDY) for i in range(8)]
     for n, want_threads in [(7, 1), (8, 2)]:
         threads.clear()
@@ -123,7 +128,7 @@ def test_a_failing_group_fails_the_step_only_once_every_group_is_done():
     split = CoreSplit(cores=2)
     finished = []
 
-    def step(group):
+    def step(group, cores):
         if group[0].ids == [0]:  # the first group, on the calling thread
             raise FloatingPointError("the model's logits are not finite")
         time.sleep(0.2)

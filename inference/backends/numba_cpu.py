@@ -37,11 +37,12 @@ each (`CoreSplit`).
 """
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import numpy as np
 import numba
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
 from ..reference.layers import embedding
 from ..reference.paged import batch_rows, sampled_rows
@@ -190,7 +191,7 @@ def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
-def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n_out] = x @ w_t.T
+def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in] @ w_t[j0:j1].T
     """Each output is one dot product over n_in, a compiled loop (vector
     instructions, its own order of sums). The weights come transposed, a row
     per output, so that both operands of a dot product lie in a row.
@@ -202,7 +203,7 @@ def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n
     i = 0
     while in_fours and i + 4 <= N:
         x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
-        for j in range(w_t.shape[0]):
+        for j in range(j0, j1):
             w = w_t[j]
             s0, s1, s2, s3 = np.float32(0), np.float32(0), np.float32(0), np.float32(0)
             for k in range(K):
@@ -213,27 +214,51 @@ def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n
             out[i, j], out[i + 1, j], out[i + 2, j], out[i + 3, j] = s0, s1, s2, s3
         i += 4
     for i in range(i, N):  # the rest, one at a time
-        for j in range(w_t.shape[0]):
+        for j in range(j0, j1):
             w, s = w_t[j], np.float32(0)
             for k in range(K):
                 s += x[i, k] * w[k]
             out[i, j] = s
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n_out] = x @ w_t.T, on one core
+    times_columns(x, w_t, out, 0, w_t.shape[0], in_fours)
     return out
 
 
-def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> do rows get the same bits in fours as alone?
-    """The compiler picks how each dot product of rows_times is cut into
-    vector sums, for each loop on its own. Where it cut the four rows' loop
-    and the one row's loop alike, a row's bits do not depend on its company:
-    checked once per model on its own widths, with random rows (a different
-    order of sums would change some of the bits)."""
+COLUMNS = 64  # outputs a task: 64 weight rows of 1 KB (4 KB at n_in 1024) stay in the core's cache
+# One call of rows_times_on_all_cores at a time in a process: where OpenMP and TBB are missing, Numba's
+# own thread pool (its "workqueue" layer) ends the process if two threads start parallel work at once.
+ALL_CORES = threading.Lock()
+
+
+@njit(fastmath=FAST, cache=True, nogil=True, parallel=True)
+def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs shared among Numba's threads
+    """Each output is computed as rows_times computes it, by the same compiled
+    loop, so the bits do not depend on which core took it: the outputs are
+    cut into tasks of COLUMNS, not the sums."""
+    n_out = w_t.shape[0]
+    for task in prange((n_out + COLUMNS - 1) // COLUMNS):
+        times_columns(x, w_t, out, task * COLUMNS, min(n_out, (task + 1) * COLUMNS), in_fours)
+    return out
+
+
+def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> does a row get its bits alone in every way?
+    """The compiler picks how each dot product is cut into vector sums, for
+    each loop on its own. Where it cut the four rows' loop and the one row's
+    loop alike (and compiled both again alike for rows_times_on_all_cores), a
+    row's bits do not depend on its company: checked once per model on its
+    own widths, with random rows (a different order of sums would change some
+    of the bits). Where not, the model takes its rows one at a time on one
+    core, which is the same loop for every row."""
     rng = np.random.default_rng(seed)
     for w_t in weights:
         x = rng.standard_normal((5, w_t.shape[1])).astype(np.float32)
-        together = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), True)
         alone = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), False)
-        if not np.array_equal(together, alone):
-            return False
+        for times in rows_times, rows_times_on_all_cores:
+            if not np.array_equal(times(x, w_t, np.empty_like(alone), True), alone):
+                return False
     return True
 
 
@@ -266,15 +291,15 @@ class CoreSplit:
         self.cores = cores or numba.config.NUMBA_NUM_THREADS
         self.helpers = ThreadPoolExecutor(self.cores - 1, thread_name_prefix="cpu-numba") if self.cores > 1 else None
 
-    def run(self, step, chunks):  # step(chunks) -> a list per chunk; the lists joined in chunk order
+    def run(self, step, chunks):  # step(chunks, cores) -> a list per chunk; the lists joined in chunk order
         rows = sum(len(chunk.ids) for chunk in chunks)
         groups = min(self.cores, rows // self.MIN_ROWS, len(chunks))
         if groups < 2:
-            return step(chunks)
+            return step(chunks, self.cores)  # one group, which may share each product among the cores
         first, *others = split_evenly(chunks, groups)
-        pending = [self.helpers.submit(step, group) for group in others]
+        pending = [self.helpers.submit(step, group, 1) for group in others]
         try:
-            picks = step(first)
+            picks = step(first, 1)
         finally:
             wait(pending)  # no group may still run once the step has returned, or failed
         return picks + [pick for done in pending for pick in done.result()]
@@ -295,22 +320,23 @@ class NumbaCpuModel(NumpyModel):
     def step_batch(self, pool, chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch, the
         sequences in groups on the cores (CoreSplit)."""
-        return self.split.run(lambda group: self.step_group(pool, group), chunks)
+        return self.split.run(lambda group, cores: self.step_group(pool, group, cores), chunks)
 
-    def step_group(self, pool, chunks) -> list[Pick | None]:  # one group's logits, then each sampled token
+    def step_group(self, pool, chunks, cores=1) -> list[Pick | None]:  # one group's logits, then each sampled token
         picks = [None] * len(chunks)
         sampled, _ = sampled_rows(chunks)
-        for i, row in zip(sampled, self.batch_logits(pool, chunks)):
+        for i, row in zip(sampled, self.batch_logits(pool, chunks, cores)):
             picks[i] = choose(row, chunks[i].sampling, sampler=compiled_sample)
         return picks
 
-    def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
+    def batch_logits(self, pool, chunks, cores=1):  # -> [n, V], the last row's logits of each chunk that samples
         """Every chunk's new tokens through every block, the compiled loops
-        between the products (the module's docstring), then the LM head."""
+        between the products (the module's docstring), then the LM head.
+        With cores > 1 each product's outputs are shared among the cores."""
         c, p = self.config, self.params
         C, blocks, eps = c.n_embd, p["blocks"], np.float32(c.eps)
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
-        N = len(ids)
+        N, times = len(ids), self.products(cores)
         x = embedding(p["wte"], p["wpe"], ids, positions)  # [N, C]
         h, att, y = (np.empty((N, C), dtype=np.float32) for _ in range(3))
         qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
@@ -318,14 +344,19 @@ class NumbaCpuModel(NumpyModel):
         for layer, blk in enumerate(blocks):
             attn, mlp, (qkv_w, proj_w, fc_w, out_w) = blk["attn"], blk["mlp"], self.w_t[layer]
             after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
-            attend(self.times(h, qkv_w, qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
+            attend(times(h, qkv_w, qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
                    slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
-            residual_layer_norm(x, self.times(att, proj_w, y), attn["c_proj"]["b"],
+            residual_layer_norm(x, times(att, proj_w, y), attn["c_proj"]["b"],
                                 blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
-            bias_gelu(self.times(h, fc_w, fc), mlp["c_fc"]["b"])
-            residual_layer_norm(x, self.times(fc, out_w, y), mlp["c_proj"]["b"], after["g"], after["b"], eps, h)
+            bias_gelu(times(h, fc_w, fc), mlp["c_fc"]["b"])
+            residual_layer_norm(x, times(fc, out_w, y), mlp["c_proj"]["b"], after["g"], after["b"], eps, h)
         _, last_rows = sampled_rows(chunks)
-        return self.times(h[last_rows], p["wte"], np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
+        return times(h[last_rows], p["wte"], np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
 
-    def times(self, x, w_t, out):  # [N, n_in] x [n_out, n_in] -> out [N, n_out]
-        return rows_times(x, w_t, out, self.in_fours)
+    def products(self, cores):  # -> times(x [N, n_in], w_t [n_out, n_in], out [N, n_out]) -> out
+        if cores > 1 and self.in_fours:
+            def on_all_cores(x, w_t, out):
+                with ALL_CORES:
+                    return rows_times_on_all_cores(x, w_t, out, True)
+            return on_all_cores
+        return lambda x, w_t, out: rows_times(x, w_t, out, self.in_fours)
