@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends.numba_cpu import (CoreSplit, compiled_sample, fours_keep_bits, rows_times,
+from inference.backends.numba_cpu import (CoreSplit, all_cores_serve, compiled_sample, keeps_bits, rows_times,
                                           rows_times_on_all_cores, sample_row, split_evenly)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
@@ -75,21 +75,24 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
     on one core and with the outputs shared among the cores."""
     w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
     x = RNG.standard_normal((9, n_in)).astype(np.float32)
-    in_fours = fours_keep_bits([w_t])
+    in_fours = keeps_bits(rows_times, [w_t])
     alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), in_fours)
                             for i in range(9)])
     want = x.astype(np.float64) @ w_t.T.astype(np.float64)
     assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
-    for times in [rows_times] + [rows_times_on_all_cores] * in_fours:  # the model's own choices
+    for times in [rows_times] + [rows_times_on_all_cores] * (in_fours and all_cores_serve([w_t])):  # as the model
         for n in range(1, 10):
             together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
             assert np.array_equal(together, alone[:n])
 
 
-def test_the_shipped_model_computes_rows_in_fours_here(shipped_model_dir):
+def test_the_shipped_model_computes_rows_in_fours_and_on_all_cores_here(shipped_model_dir):
     """On the machine the tests run on, the compiler cuts both loops of
-    rows_times alike; were it not so, cpu-numba would run one row at a time."""
-    assert load_model(shipped_model_dir, device="cpu-numba").in_fours
+    rows_times alike, and Numba has a thread pool that serves (OpenMP here);
+    were it not so, cpu-numba would run one row at a time on one core."""
+    model = load_model(shipped_model_dir, device="cpu-numba")
+    assert model.in_fours
+    assert model.on_all_cores or model.split.cores == 1
 
 
 def test_from_four_rows_a_core_a_step_runs_in_groups_with_the_same_bits(shipped_model_dir):

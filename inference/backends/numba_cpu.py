@@ -198,7 +198,7 @@ def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in]
     With `in_fours`, rows go four at a time: each weight row, loaded once,
     serves four rows of x, where a matrix-vector product per row reads every
     weight for every row. A row's bits are the same in a four or alone only if
-    the compiler made the same sums of both loops (`fours_keep_bits`)."""
+    the compiler made the same sums of both loops (`keeps_bits`)."""
     N, K = x.shape
     i = 0
     while in_fours and i + 4 <= N:
@@ -244,22 +244,43 @@ def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs s
     return out
 
 
-def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> does a row get its bits alone in every way?
+def keeps_bits(times, weights, seed=0):  # -> does times(x, w_t, out, True) give each row its bits alone?
     """The compiler picks how each dot product is cut into vector sums, for
     each loop on its own. Where it cut the four rows' loop and the one row's
-    loop alike (and compiled both again alike for rows_times_on_all_cores), a
-    row's bits do not depend on its company: checked once per model on its
+    loop alike (and, for rows_times_on_all_cores, compiled them again alike),
+    a row's bits do not depend on its company: checked once per model on its
     own widths, with random rows (a different order of sums would change some
     of the bits). Where not, the model takes its rows one at a time on one
     core, which is the same loop for every row."""
     rng = np.random.default_rng(seed)
-    for w_t in weights:
+    for w_t in weights:  # [n_out, n_in]
         x = rng.standard_normal((5, w_t.shape[1])).astype(np.float32)
         alone = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), False)
-        for times in rows_times, rows_times_on_all_cores:
-            if not np.array_equal(times(x, w_t, np.empty_like(alone), True), alone):
-                return False
+        if not np.array_equal(times(x, w_t, np.empty_like(alone), True), alone):
+            return False
     return True
+
+
+def all_cores_serve(weights):  # -> may the model use rows_times_on_all_cores?
+    """Its bits, and whether Numba found a thread pool that serves it: OpenMP
+    or TBB (its own "workqueue" made a step 5x slower than one core; none at
+    all raises). Tried on a thread of its own, which ends: OpenMP keeps a
+    team of threads for each thread that starts parallel work, and where the
+    teams outnumber the cores it lets them sleep sooner, which made the
+    engine's thread's products 2x slower once the loading thread had had a
+    team too."""
+    answer = []
+
+    def check():
+        try:
+            answer.append(keeps_bits(rows_times_on_all_cores, weights) and numba.threading_layer() in ("omp", "tbb"))
+        except ValueError:  # no threading layer could be loaded
+            answer.append(False)
+
+    thread = threading.Thread(target=check, name="cpu-numba-check")
+    thread.start()
+    thread.join()
+    return answer[0]
 
 
 def split_evenly(chunks, groups):  # -> `groups` runs of consecutive chunks, about as many rows in each
@@ -314,8 +335,10 @@ class NumbaCpuModel(NumpyModel):
         self.w_t = [[np.ascontiguousarray(w.T) for w in (blk["attn"]["c_attn"]["w"], blk["attn"]["c_proj"]["w"],
                                                         blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_proj"]["w"])]
                     for blk in params["blocks"]]
-        self.in_fours = fours_keep_bits(self.w_t[0] + [params["wte"]])  # the LM head's wte is [V, C] already
+        widths = self.w_t[0] + [params["wte"]]  # the LM head's wte is [V, C] already
         self.split = CoreSplit()
+        self.in_fours = keeps_bits(rows_times, widths)
+        self.on_all_cores = self.in_fours and self.split.cores > 1 and all_cores_serve(widths)
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch, the
@@ -354,7 +377,7 @@ class NumbaCpuModel(NumpyModel):
         return times(h[last_rows], p["wte"], np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
 
     def products(self, cores):  # -> times(x [N, n_in], w_t [n_out, n_in], out [N, n_out]) -> out
-        if cores > 1 and self.in_fours:
+        if cores > 1 and self.on_all_cores:
             def on_all_cores(x, w_t, out):
                 with ALL_CORES:
                     return rows_times_on_all_cores(x, w_t, out, True)
