@@ -13,9 +13,8 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    each row by its own matrix-vector product (batch invariant, what the
    engine does) and by one matrix product over all rows (not invariant):
    the difference is what invariance costs; and the compiled step as the
-   server runs it (every core: each product's outputs shared among them
-   below 8 rows, groups of sequences from 8), on one core, and on one core
-   with the rows one at a time instead of four at a time. The
+   server runs it (on all cores), on one core, and on one core with the rows
+   one at a time instead of four at a time. The
    timed steps take turns, best of --repeat rounds, so that a noisy
    neighbour slows them alike. Then one row's attention alone, hot in the
    cache and right after all the step's weights went through it, as they do
@@ -112,11 +111,11 @@ def step_costs(model, compiled, repeat, position=128):
 
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((1, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
-    times = compiled.products(compiled.split.cores)  # as its step of one sequence does them
+    times, _ = compiled.loops(1)  # as its step of one sequence does them
 
     def compiled_products_alone():  # the same through cpu-numba's own product
         for w_t, out in zip(compiled_weights, outs):
-            times(rows[w_t.shape[1]], w_t, out)
+            times(rows[w_t.shape[1]], w_t, out, compiled.in_fours)
 
     ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
     # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
@@ -140,8 +139,7 @@ def step_costs(model, compiled, repeat, position=128):
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
-          "| cpu-numba ms | tok/s | one group on one core ms | cores gain | one group, rows one at a time ms "
-          "| fours gain |")
+          "| cpu-numba ms | tok/s | on one core ms | cores gain | on one core, rows one at a time ms | fours gain |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
 
@@ -152,24 +150,26 @@ def step_costs(model, compiled, repeat, position=128):
         finally:
             paged.row_linear = row_linear
 
-    def one_row_at_a_time(batch):  # cpu-numba's step of one group with rows_times's fours off
-        in_fours, compiled.in_fours = compiled.in_fours, False
+    def compiled_step(batch, **settings):  # cpu-numba's step with some of its settings changed for it
+        saved = {name: getattr(compiled, name) for name in settings}
+        compiled.__dict__.update(settings)
         try:
-            compiled.step_group(pool, batch)
+            compiled.step_batch(pool, batch)
         finally:
-            compiled.in_fours = in_fours
+            compiled.__dict__.update(saved)
 
     for n in (1, 4, 8, 16):
         batch = chunks(n)
         invariant, batched = best_ms([lambda: model.step_batch(pool, batch), lambda: one_matmul_step(batch)], repeat,
                                      calls=3)
         # cpu-numba's on their own, as above
-        fast, one_group, one_by_one = best_ms([lambda: compiled.step_batch(pool, batch),
-                                               lambda: compiled.step_group(pool, batch),
-                                               lambda: one_row_at_a_time(batch)], repeat, calls=3)
+        fast, one_core, one_by_one = best_ms([lambda: compiled.step_batch(pool, batch),
+                                              lambda: compiled_step(batch, on_all_cores=False),
+                                              lambda: compiled_step(batch, on_all_cores=False, in_fours=False)],
+                                             repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
-              f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_group:.2f} | "
-              f"{one_group / fast:.2f}x | {one_by_one:.2f} | {one_by_one / one_group:.2f}x |")
+              f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_core:.2f} | "
+              f"{one_core / fast:.2f}x | {one_by_one:.2f} | {one_by_one / one_core:.2f}x |")
     print()
     attention_in_the_cache(model, pool, one[0], repeat)
 
@@ -238,11 +238,14 @@ def matmul_ceiling(model, compiled, repeat, n=8):
     names = ["NumPy (OpenBLAS)"]
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((n, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
-    one_at_a_time.append(lambda: [rows_times(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours)
-                                  for w_t, out in zip(compiled_weights, outs) for i in range(n)])
-    at_once.append(lambda: [rows_times(inputs[w_t.shape[1]], w_t, out, compiled.in_fours)
-                            for w_t, out in zip(compiled_weights, outs)])
-    names.append(f"cpu-numba's rows_times, one core{'' if compiled.in_fours else ' (fours off: see the step)'}")
+    products = {"1 core": rows_times, f"{compiled.cores} cores": compiled.loops(n)[0]}
+    for cores, times in products.items() if compiled.on_all_cores else list(products.items())[:1]:
+        one_at_a_time.append(lambda times=times: [
+            times(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours)
+            for w_t, out in zip(compiled_weights, outs) for i in range(n)])
+        at_once.append(lambda times=times: [times(inputs[w_t.shape[1]], w_t, out, compiled.in_fours)
+                                            for w_t, out in zip(compiled_weights, outs)])
+        names.append(f"cpu-numba's products, {cores}")
     try:
         import torch
         t_weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in weights]
@@ -380,6 +383,9 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
             runs = {key: [] for key in servers}
             for _ in range(rounds * max(1, 8 // n)):  # more rounds for few clients: a round is short and noisy
                 for key, server in servers.items():
+                    # OpenBLAS's threads in the server whose turn just ended spin on the cores for a while;
+                    # without a pause the next server in turn ran 0.66x as fast at one client.
+                    time.sleep(0.5)
                     with ThreadPoolExecutor(n) as pool:
                         t0, cpu0 = time.perf_counter(), server.cpu_seconds()
                         results = list(pool.map(
@@ -453,8 +459,8 @@ def main():
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}")
-    print(f"cpu-numba: {compiled.split.cores} cores for its groups; rows_times in fours: "
-          f"{'yes' if compiled.in_fours else 'no, the compiler summed the fours and one row differently'}")
+    print(f"cpu-numba: rows in fours: {'yes' if compiled.in_fours else 'no (the compiler cut their sums unlike)'}; "
+          f"on all {compiled.cores} cores: {'yes' if compiled.on_all_cores else 'no'}")
     print()
     step_costs(model, compiled, args.repeat)
     matmul_ceiling(model, compiled, args.repeat)

@@ -3,15 +3,13 @@ Its logits against the NumPy reference's (float32 rounding, not bits), its
 tokens against the reference's, its batch invariance bit for bit, and its
 sampling against reference.sampling's rules."""
 
-import threading
-import time
-
 import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends.numba_cpu import (CoreSplit, all_cores_serve, compiled_sample, keeps_bits, rows_times,
-                                          rows_times_on_all_cores, sample_row, split_evenly)
+from inference.backends import numba_cpu
+from inference.backends.numba_cpu import (compiled_sample, fours_keep_bits, rows_times, rows_times_on_all_cores,
+                                          sample_row)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -75,12 +73,12 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
     on one core and with the outputs shared among the cores."""
     w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
     x = RNG.standard_normal((9, n_in)).astype(np.float32)
-    in_fours = keeps_bits(rows_times, [w_t])
+    in_fours = fours_keep_bits([w_t])
     alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), in_fours)
                             for i in range(9)])
     want = x.astype(np.float64) @ w_t.T.astype(np.float64)
     assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
-    for times in [rows_times] + [rows_times_on_all_cores] * (in_fours and all_cores_serve([w_t])):  # as the model
+    for times in rows_times, rows_times_on_all_cores:
         for n in range(1, 10):
             together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
             assert np.array_equal(together, alone[:n])
@@ -88,70 +86,52 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
 
 def test_the_shipped_model_computes_rows_in_fours_and_on_all_cores_here(shipped_model_dir):
     """On the machine the tests run on, the compiler cuts both loops of
-    rows_times alike, and Numba has a thread pool that serves (OpenMP here);
-    were it not so, cpu-numba would run one row at a time on one core."""
+    rows_times alike, and Numba has a thread pool that serves (OpenMP here)
+    and compiles the parallel loops to the same sums; were it not so,
+    cpu-numba would run one row at a time, on one core."""
     model = load_model(shipped_model_dir, device="cpu-numba")
     assert model.in_fours
-    assert model.on_all_cores or model.split.cores == 1
+    assert model.on_all_cores or model.cores == 1
 
 
-def test_from_four_rows_a_core_a_step_runs_in_groups_with_the_same_bits(shipped_model_dir):
-    """A step of several sequences runs them in groups, one thread each, and a
-    step of one group shares each product among the cores. Each sequence's
-    logits are the same bits every way; 8 decoding sequences make two groups
-    on two cores, 7 one."""
+def test_a_step_on_all_cores_gives_each_sequence_its_bits_alone_on_one_core(shipped_model_dir):
+    """Prompts of several lengths in one step (57 rows: products in fours and
+    the attention's rows shared among the cores), then a decode step of the
+    five: each sequence's logits the same bits as alone on one core."""
     model = load_model(shipped_model_dir, device="cpu-numba")
-    if model.split.cores < 2:
-        pytest.skip("Numba has one thread here: there is nothing to split")
+    if not model.on_all_cores:
+        pytest.skip("cpu-numba runs on one core here")
     seqs = some_ids(model, 20, 3, 11, 7, 16)
     chunks = [Chunk(ids, 0, [i], GREEDY) for i, ids in enumerate(seqs)]
-    alone = [model.batch_logits(model.new_kv_pool(8, 32), [chunk])[0] for chunk in chunks]
-    pool, threads = model.new_kv_pool(16, 32), []
-
-    def group(chunks, cores):
-        threads.append(threading.current_thread().name)
-        return list(model.batch_logits(pool, chunks, cores))
-
-    together = model.split.run(group, chunks)
-    assert len(set(threads)) == 2 and len(together) == len(chunks)
-    for got, want in zip(together, alone):
-        assert np.array_equal(got, want)
-    for chunk, want in zip(chunks, alone):  # one group, each product's outputs shared among the cores
-        assert np.array_equal(model.batch_logits(model.new_kv_pool(8, 32), [chunk], cores=2)[0], want)
-    decoding = [Chunk([1], 0, [8 + i], GREEDY) for i in range(8)]
-    for n, want_threads in [(7, 1), (8, 2)]:
-        threads.clear()
-        model.split.run(group, decoding[:n])
-        assert len(threads) == want_threads
+    decode = [Chunk([7], len(ids), [i], GREEDY) for i, ids in enumerate(seqs)]
+    model.on_all_cores = False
+    alone = []
+    for prompt, token in zip(chunks, decode):
+        pool = model.new_kv_pool(8, 32)
+        alone.append((model.batch_logits(pool, [prompt])[0], model.batch_logits(pool, [token])[0]))
+    model.on_all_cores = True
+    pool = model.new_kv_pool(8, 32)
+    prompts, tokens = model.batch_logits(pool, chunks), model.batch_logits(pool, decode)
+    for (prompt_logits, token_logits), got_prompt, got_token in zip(alone, prompts, tokens):
+        assert np.array_equal(got_prompt, prompt_logits)
+        assert np.array_equal(got_token, token_logits)
 
 
-def test_a_failing_group_fails_the_step_only_once_every_group_is_done():
-    """The engine's next step may not begin while a group of this one still
-    writes to the KV pool, even when another group raised."""
-    split = CoreSplit(cores=2)
-    finished = []
+def test_the_model_keeps_to_one_core_where_all_cores_would_change_the_bits(shipped_model_dir, monkeypatch):
+    """The check at load compares a small step on all cores with one core:
+    an attention on all cores whose outputs are one float32 step off (as a
+    different order of sums would leave many of them) is caught."""
+    model = load_model(shipped_model_dir, device="cpu-numba")
+    if not model.on_all_cores:
+        pytest.skip("cpu-numba runs on one core here")
 
-    def step(group, cores):
-        if group[0].ids == [0]:  # the first group, on the calling thread
-            raise FloatingPointError("the model's logits are not finite")
-        time.sleep(0.2)
-        finished.append(len(group))
-        return [None] * len(group)
+    def attention_one_step_off(*args):
+        numba_cpu.attend(*args)
+        out = args[-1]
+        out[:] = np.nextafter(out, np.float32(np.inf))
 
-    with pytest.raises(FloatingPointError):
-        split.run(step, [Chunk([i], 0, [i]) for i in range(8)])
-    assert finished == [4]
-
-
-@pytest.mark.parametrize("lengths, groups, want", [
-    ([1] * 8, 2, [[1] * 4, [1] * 4]),
-    ([30, 1, 1, 1], 2, [[30], [1, 1, 1]]),  # a prompt's chunk against three decoding sequences
-    ([1, 1, 1, 1, 40], 2, [[1, 1, 1, 1], [40]]),
-    ([5, 5, 5, 5], 3, [[5, 5], [5], [5]]),
-])
-def test_split_evenly_keeps_the_order_and_balances_the_rows(lengths, groups, want):
-    runs = split_evenly([Chunk([0] * n, 0, [0]) for n in lengths], groups)
-    assert [[len(chunk.ids) for chunk in run] for run in runs] == want
+    monkeypatch.setattr(numba_cpu, "attend_on_all_cores", attention_one_step_off)
+    assert not model.all_cores_serve()
 
 
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):

@@ -20,7 +20,8 @@ CUDA backend has a kernel for each:
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
 product for a few rows is not batch invariant, and its matrix-vector product
-per row, which is, was slower on one row than this loop on one core. Every
+per row, which is, took 2.8x as long for one row on the same two cores
+(scripts/bench_batching.py's first table). Every
 loop works on each row alone (rows_times's fours give a row the bits it has
 alone, checked at load), so a row's bits do not depend on the others in its
 batch: batch invariance holds here too. The loops sum in their own order (and
@@ -32,21 +33,22 @@ single-sequence sessions (`new_session`, `forward`). The first step compiles
 the loops (15 s on a 2-core CPU; the server's warm-up takes it), and Numba
 caches them on disk.
 
-A step of four rows a core or more runs its sequences in groups, one core
-each (`CoreSplit`).
+Every core takes part in a step: each product's outputs are shared among
+them (`rows_times_on_all_cores`), and so are the rows' attentions
+(`attend_on_all_cores`), each output and row computed by the same loop
+whichever core takes it.
 """
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 from ..reference.layers import embedding
-from ..reference.paged import batch_rows, sampled_rows
-from ..reference.sampling import Pick, choose
+from ..reference.paged import Chunk, batch_rows, sampled_rows
+from ..reference.sampling import Pick, Sampling, choose
 from .numpy_backend import NumpyModel
 
 # Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
@@ -99,46 +101,71 @@ def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
-def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
-    """Add the c_attn bias, store every row's key and value in the pool at its
-    slot, then each row's query attends over its own sequence's positions
-    0..p, read through the block table. qkv [N, 3C]; out [N, C].
-    Each key and value row is read once, for every head: between two steps
-    the weights have pushed the pool out of the cache, and one pass over
-    whole rows is what the memory prefetcher serves best."""
-    N, C = out.shape
-    D = C // n_head
+def store_kv(qkv, bias, pool_k, pool_v, slot_mapping):  # qkv [N, 3C] += bias; its keys and values to their slots
+    N, C = qkv.shape[0], qkv.shape[1] // 3
     for i in range(N):
         for j in range(3 * C):
             qkv[i, j] += bias[j]
         pool_k[slot_mapping[i]] = qkv[i, C:2 * C]
         pool_v[slot_mapping[i]] = qkv[i, 2 * C:]
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out):
+    """Row i's query attends over its own sequence's positions 0..p, read
+    through the block table; out[i] = its heads' weighted means of the values.
+    scores: [H, >= p + 1] scratch. Each key and value row is read once, for
+    every head: between two steps the weights have pushed the pool out of the
+    cache, and one pass over whole rows is what the memory prefetcher serves
+    best."""
+    C = out.shape[1]
+    D = C // n_head
     scale = np.float32(1.0 / math.sqrt(D))
+    table, S = block_tables[seq[i]], positions[i] + 1
+    for p in range(S):  # every head's score at position p
+        k = pool_k[table[p // block_size] * block_size + p % block_size]
+        for h in range(n_head):
+            q_h, k_h = qkv[i, h * D:(h + 1) * D], k[h * D:(h + 1) * D]
+            dot = np.float32(0)
+            for d in range(D):
+                dot += q_h[d] * k_h[d]
+            scores[h, p] = dot * scale
+    for h in range(n_head):  # softmax's numerators (the max subtracted), then divided by their sum
+        top = scores[h, :S].max()
+        total = np.float32(0)
+        for p in range(S):
+            scores[h, p] = np.exp(scores[h, p] - top)
+            total += scores[h, p]
+        for p in range(S):
+            scores[h, p] /= total
+    out[i] = 0
+    for p in range(S):  # the weighted mean of the values, every head at once
+        v = pool_v[table[p // block_size] * block_size + p % block_size]
+        for h in range(n_head):
+            w, v_h, out_h = scores[h, p], v[h * D:(h + 1) * D], out[i, h * D:(h + 1) * D]
+            for d in range(D):
+                out_h[d] += w * v_h[d]
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
+    """Add the c_attn bias, store every row's key and value in the pool at its
+    slot, then each row attends (attend_row). qkv [N, 3C]; out [N, C]."""
+    store_kv(qkv, bias, pool_k, pool_v, slot_mapping)
     scores = np.empty((n_head, positions.max() + 1), dtype=np.float32)  # [H, S]
-    total = np.empty(n_head, dtype=np.float32)
-    for i in range(N):
-        table, S = block_tables[seq[i]], positions[i] + 1
-        for p in range(S):  # every head's score at position p
-            k = pool_k[table[p // block_size] * block_size + p % block_size]
-            for h in range(n_head):
-                q_h, k_h = qkv[i, h * D:(h + 1) * D], k[h * D:(h + 1) * D]
-                dot = np.float32(0)
-                for d in range(D):
-                    dot += q_h[d] * k_h[d]
-                scores[h, p] = dot * scale
-        for h in range(n_head):  # softmax's numerators (the max subtracted) and their sum
-            top = scores[h, :S].max()
-            total[h] = np.float32(0)
-            for p in range(S):
-                scores[h, p] = np.exp(scores[h, p] - top)
-                total[h] += scores[h, p]
-        out[i] = 0
-        for p in range(S):  # the weighted mean of the values, every head at once
-            v = pool_v[table[p // block_size] * block_size + p % block_size]
-            for h in range(n_head):
-                w, v_h, out_h = scores[h, p] / total[h], v[h * D:(h + 1) * D], out[i, h * D:(h + 1) * D]
-                for d in range(D):
-                    out_h[d] += w * v_h[d]
+    for i in range(out.shape[0]):
+        attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out)
+
+
+@njit(fastmath=FAST, cache=True, nogil=True, parallel=True)
+def attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head,
+                        out):
+    """attend, its rows shared among Numba's threads: every key and value is
+    stored before any row attends, and each row is computed by the same loop."""
+    store_kv(qkv, bias, pool_k, pool_v, slot_mapping)
+    for i in prange(out.shape[0]):
+        scores = np.empty((n_head, positions[i] + 1), dtype=np.float32)  # [H, S], a task's own
+        attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out)
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
@@ -228,8 +255,8 @@ def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n
 
 
 COLUMNS = 64  # outputs a task: 64 weight rows of 1 KB (4 KB at n_in 1024) stay in the core's cache
-# One call of rows_times_on_all_cores at a time in a process: where OpenMP and TBB are missing, Numba's
-# own thread pool (its "workqueue" layer) ends the process if two threads start parallel work at once.
+# One step's compiled loops at a time in a process: where OpenMP and TBB are missing, Numba's own
+# thread pool (its "workqueue" layer) ends the process if two threads start parallel work at once.
 ALL_CORES = threading.Lock()
 
 
@@ -244,86 +271,20 @@ def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs s
     return out
 
 
-def keeps_bits(times, weights, seed=0):  # -> does times(x, w_t, out, True) give each row its bits alone?
+def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> does a row in a four get its bits alone?
     """The compiler picks how each dot product is cut into vector sums, for
     each loop on its own. Where it cut the four rows' loop and the one row's
-    loop alike (and, for rows_times_on_all_cores, compiled them again alike),
-    a row's bits do not depend on its company: checked once per model on its
-    own widths, with random rows (a different order of sums would change some
-    of the bits). Where not, the model takes its rows one at a time on one
-    core, which is the same loop for every row."""
+    loop alike, a row's bits do not depend on its company: checked once per
+    model on its own widths, with random rows (a different order of sums
+    would change some of the bits). Where not, the model takes its rows one
+    at a time, which is the same loop for every row."""
     rng = np.random.default_rng(seed)
-    for w_t in weights:  # [n_out, n_in]
+    for w_t in weights:
         x = rng.standard_normal((5, w_t.shape[1])).astype(np.float32)
         alone = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), False)
-        if not np.array_equal(times(x, w_t, np.empty_like(alone), True), alone):
+        if not np.array_equal(rows_times(x, w_t, np.empty_like(alone), True), alone):
             return False
     return True
-
-
-def all_cores_serve(weights):  # -> may the model use rows_times_on_all_cores?
-    """Its bits, and whether Numba found a thread pool that serves it: OpenMP
-    or TBB (its own "workqueue" made a step 5x slower than one core; none at
-    all raises). Tried on a thread of its own, which ends: OpenMP keeps a
-    team of threads for each thread that starts parallel work, and where the
-    teams outnumber the cores it lets them sleep sooner, which made the
-    engine's thread's products 2x slower once the loading thread had had a
-    team too."""
-    answer = []
-
-    def check():
-        try:
-            answer.append(keeps_bits(rows_times_on_all_cores, weights) and numba.threading_layer() in ("omp", "tbb"))
-        except ValueError:  # no threading layer could be loaded
-            answer.append(False)
-
-    thread = threading.Thread(target=check, name="cpu-numba-check")
-    thread.start()
-    thread.join()
-    return answer[0]
-
-
-def split_evenly(chunks, groups):  # -> `groups` runs of consecutive chunks, about as many rows in each
-    ends = np.cumsum([len(chunk.ids) for chunk in chunks])  # [n]
-    cuts = [0]
-    for k in range(1, groups):  # past the k-th share of the rows; every run keeps one chunk at least
-        cut = int(np.searchsorted(ends, ends[-1] * k / groups)) + 1
-        cuts.append(min(max(cut, cuts[-1] + 1), len(chunks) - (groups - k)))
-    return [chunks[a:b] for a, b in zip(cuts, cuts[1:] + [len(chunks)])]
-
-
-class CoreSplit:
-    """A step's sequences in groups, one core each, the groups' steps at once.
-
-    The compiled loops release Python's lock, so each group's step runs on its
-    own thread, and the threads meet once, when the step ends. A row is
-    computed the same way in any group (every loop works on each row alone,
-    rows_times's fours aside), so batch invariance holds. A group has four
-    rows at least: fewer than rows_times's four would read all the weights
-    for too little arithmetic (a step of 4 sequences in two groups of two was
-    slower than in one group). The cores used are Numba's threads
-    (NUMBA_NUM_THREADS, by default the cores this process may run on; 1 per
-    replica for several replicas on one machine), one group on the calling
-    thread."""
-
-    MIN_ROWS = 4
-
-    def __init__(self, cores=None):
-        self.cores = cores or numba.config.NUMBA_NUM_THREADS
-        self.helpers = ThreadPoolExecutor(self.cores - 1, thread_name_prefix="cpu-numba") if self.cores > 1 else None
-
-    def run(self, step, chunks):  # step(chunks, cores) -> a list per chunk; the lists joined in chunk order
-        rows = sum(len(chunk.ids) for chunk in chunks)
-        groups = min(self.cores, rows // self.MIN_ROWS, len(chunks))
-        if groups < 2:
-            return step(chunks, self.cores)  # one group, which may share each product among the cores
-        first, *others = split_evenly(chunks, groups)
-        pending = [self.helpers.submit(step, group, 1) for group in others]
-        try:
-            picks = step(first, 1)
-        finally:
-            wait(pending)  # no group may still run once the step has returned, or failed
-        return picks + [pick for done in pending for pick in done.result()]
 
 
 class NumbaCpuModel(NumpyModel):
@@ -335,51 +296,85 @@ class NumbaCpuModel(NumpyModel):
         self.w_t = [[np.ascontiguousarray(w.T) for w in (blk["attn"]["c_attn"]["w"], blk["attn"]["c_proj"]["w"],
                                                         blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_proj"]["w"])]
                     for blk in params["blocks"]]
-        widths = self.w_t[0] + [params["wte"]]  # the LM head's wte is [V, C] already
-        self.split = CoreSplit()
-        self.in_fours = keeps_bits(rows_times, widths)
-        self.on_all_cores = self.in_fours and self.split.cores > 1 and all_cores_serve(widths)
+        self.in_fours = fours_keep_bits(self.w_t[0] + [params["wte"]])  # the LM head's wte is [V, C] already
+        self.cores = numba.config.NUMBA_NUM_THREADS  # by default the cores this process may run on
+        self.on_all_cores = False  # until checked
+        self.on_all_cores = self.cores > 1 and self.all_cores_serve()
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
-        """One step over many sequences, as NumpyModel.step_batch, the
-        sequences in groups on the cores (CoreSplit)."""
-        return self.split.run(lambda group, cores: self.step_group(pool, group, cores), chunks)
-
-    def step_group(self, pool, chunks, cores=1) -> list[Pick | None]:  # one group's logits, then each sampled token
+        """One step over many sequences, as NumpyModel.step_batch: the logits
+        of every chunk that samples, then each one's token."""
         picks = [None] * len(chunks)
         sampled, _ = sampled_rows(chunks)
-        for i, row in zip(sampled, self.batch_logits(pool, chunks, cores)):
+        for i, row in zip(sampled, self.batch_logits(pool, chunks)):
             picks[i] = choose(row, chunks[i].sampling, sampler=compiled_sample)
         return picks
 
-    def batch_logits(self, pool, chunks, cores=1):  # -> [n, V], the last row's logits of each chunk that samples
+    def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
         """Every chunk's new tokens through every block, the compiled loops
-        between the products (the module's docstring), then the LM head.
-        With cores > 1 each product's outputs are shared among the cores."""
+        between the products (the module's docstring), then the LM head."""
         c, p = self.config, self.params
         C, blocks, eps = c.n_embd, p["blocks"], np.float32(c.eps)
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
-        N, times = len(ids), self.products(cores)
+        N = len(ids)
+        times, attention = self.loops(N)
         x = embedding(p["wte"], p["wpe"], ids, positions)  # [N, C]
         h, att, y = (np.empty((N, C), dtype=np.float32) for _ in range(3))
         qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
-        normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
-        for layer, blk in enumerate(blocks):
-            attn, mlp, (qkv_w, proj_w, fc_w, out_w) = blk["attn"], blk["mlp"], self.w_t[layer]
-            after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
-            attend(times(h, qkv_w, qkv), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
-                   slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
-            residual_layer_norm(x, times(att, proj_w, y), attn["c_proj"]["b"],
-                                blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
-            bias_gelu(times(h, fc_w, fc), mlp["c_fc"]["b"])
-            residual_layer_norm(x, times(fc, out_w, y), mlp["c_proj"]["b"], after["g"], after["b"], eps, h)
-        _, last_rows = sampled_rows(chunks)
-        return times(h[last_rows], p["wte"], np.empty((len(last_rows), c.vocab_size), dtype=np.float32))
+        with ALL_CORES:
+            normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
+            for layer, blk in enumerate(blocks):
+                attn, mlp, (qkv_w, proj_w, fc_w, out_w) = blk["attn"], blk["mlp"], self.w_t[layer]
+                after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
+                attention(times(h, qkv_w, qkv, self.in_fours), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
+                          slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
+                residual_layer_norm(x, times(att, proj_w, y, self.in_fours), attn["c_proj"]["b"],
+                                    blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
+                bias_gelu(times(h, fc_w, fc, self.in_fours), mlp["c_fc"]["b"])
+                residual_layer_norm(x, times(fc, out_w, y, self.in_fours), mlp["c_proj"]["b"],
+                                    after["g"], after["b"], eps, h)
+            _, last_rows = sampled_rows(chunks)
+            logits = np.empty((len(last_rows), c.vocab_size), dtype=np.float32)
+            return times(h[last_rows], p["wte"], logits, self.in_fours)
 
-    def products(self, cores):  # -> times(x [N, n_in], w_t [n_out, n_in], out [N, n_out]) -> out
-        if cores > 1 and self.on_all_cores:
-            def on_all_cores(x, w_t, out):
-                with ALL_CORES:
-                    return rows_times_on_all_cores(x, w_t, out, True)
-            return on_all_cores
-        return lambda x, w_t, out: rows_times(x, w_t, out, self.in_fours)
+    def loops(self, N):  # -> the product and the attention for a step of N rows
+        """On all cores where they serve: each product's outputs shared among
+        them, and from two rows the attention's rows (one row's attention
+        does not pay for waking the other cores)."""
+        if not self.on_all_cores:
+            return rows_times, attend
+        return rows_times_on_all_cores, attend_on_all_cores if N > 1 else attend
+
+    def all_cores_serve(self) -> bool:
+        """Whether Numba found a thread pool that serves (OpenMP or TBB: its
+        own "workqueue" made a step 5x slower than one core; none at all
+        raises), and whether a step on all cores gives each sequence the bits
+        it gets on one core: the compiler compiles each parallel loop anew.
+        Tried on a thread of its own, which ends: OpenMP keeps a team of
+        threads for each thread that starts parallel work, and where the teams
+        outnumber the cores it lets them sleep sooner, which made the engine's
+        thread's products 2x slower once the loading thread had had a team."""
+        answer = []
+        thread = threading.Thread(target=lambda: answer.append(self.all_cores_keep_bits()), name="cpu-numba-check")
+        thread.start()
+        thread.join()
+        return answer[0]
+
+    def all_cores_keep_bits(self, block_size=4) -> bool:
+        """A small step of three sequences on one core and on all cores: the same logits, bit for bit?"""
+        rng = np.random.default_rng(0)
+        lengths = [9, 1, 6]  # a prompt's chunk over three blocks, a token, and a chunk of a block and a half
+        greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)  # so that every chunk has logits
+        chunks = [Chunk(rng.integers(0, self.config.vocab_size, n).tolist(), 0, list(range(3 * i, 3 * i + 3)), greedy)
+                  for i, n in enumerate(lengths)]
+        was = self.on_all_cores
+        try:
+            self.on_all_cores = False
+            one_core = self.batch_logits(self.new_kv_pool(9, block_size), chunks)
+            self.on_all_cores = True
+            all_cores = self.batch_logits(self.new_kv_pool(9, block_size), chunks)
+            return numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
+        except ValueError:  # no threading layer could be loaded
+            return False
+        finally:
+            self.on_all_cores = was
