@@ -470,7 +470,7 @@ def main(argv=None) -> int:
         signal.signal(sig, lambda signum, frame: stop.set())
     threading.Thread(target=server.serve, name="server", daemon=True).start()
     try:
-        app, warm_up_s = load_and_warm_up(args, limits)
+        app, load_s, warm_up_s = load_and_warm_up(args, limits)
     except StartUpError as e:
         print(f"error: cannot start the server: {e}", file=sys.stderr)
         server.stop()
@@ -478,8 +478,8 @@ def main(argv=None) -> int:
     serve_app(server, app, args.cors_origin, args.api_key)
     host, port = server.bind_addr[:2]
     model = app.config["inference.engine"].model
-    log.info("serving %s on http://%s:%d (device %s, warm-up %.2f s)", model.name, host, port, model.device,
-             warm_up_s)
+    log.info("serving %s on http://%s:%d (device %s, load %.2f s, warm-up %.2f s)", model.name, host, port,
+             model.device, load_s, warm_up_s)
     stop.wait()
     drain(app, args.drain_timeout)
     shut_down(server, app.config["inference.engine"])
@@ -490,9 +490,10 @@ class StartUpError(Exception):
     pass
 
 
-def load_and_warm_up(args, limits: Limits):  # -> the app, the warm-up's seconds
+def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, the warm-up's seconds
+    t0 = time.perf_counter()
     try:
-        model = load_model(args.model, args.device)
+        model = load_model(args.model, args.device)  # cpu-numba compiles most of its loops here
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
         raise StartUpError(str(e)) from e
     try:
@@ -500,9 +501,9 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the warm-up's seconds
                          block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
         raise StartUpError(str(e)) from e
-    engine = app.config["inference.engine"]
+    engine, load_s = app.config["inference.engine"], time.perf_counter() - t0
     try:
-        return app, engine.warm_up()
+        return app, load_s, engine.warm_up()
     except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
         engine.stop()
         raise StartUpError(f"the model failed its warm-up run on {model.device}: {e}") from e

@@ -537,7 +537,7 @@ def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, se
                             stderr=subprocess.PIPE, text=True, env=without_simulator())
     try:
         line = proc.stderr.readline()
-        assert f"serving tiny-random on http://127.0.0.1:{port} (device {serving_on}, warm-up " in line, line
+        assert f"serving tiny-random on http://127.0.0.1:{port} (device {serving_on}, load " in line, line
         status, _, _ = Client(port).post("/generate", {"prompt": "a", "max_new_tokens": 3})
         assert status == 200
         access = proc.stderr.readline()

@@ -20,7 +20,7 @@ CUDA backend has a kernel for each:
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
 product for a few rows is not batch invariant, and its matrix-vector product
-per row, which is, took 2.8x as long for one row on the same two cores
+per row, which is, took 2.3-2.8x as long for one row on the same two cores
 (scripts/bench_batching.py's first table). Every
 loop works on each row alone (rows_times's fours give a row the bits it has
 alone, checked at load), so a row's bits do not depend on the others in its
@@ -29,9 +29,9 @@ batch: batch invariance holds here too. The loops sum in their own order (and
 results are the reference's to float32 rounding, not bit for bit; the tests
 check them against it as they check the CUDA backend. Penalties and
 log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
-single-sequence sessions (`new_session`, `forward`). The first step compiles
-the loops (15 s on a 2-core CPU; the server's warm-up takes it), and Numba
-caches them on disk.
+single-sequence sessions (`new_session`, `forward`). Loading the model
+and the first steps compile the loops (15 s on a 2-core CPU, before the
+server listens), and Numba caches them on disk.
 
 Every core takes part in a step: each product's outputs are shared among
 them (`rows_times_on_all_cores`), and so are the rows' attentions
