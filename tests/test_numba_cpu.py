@@ -1,4 +1,4 @@
-"""The cpu-numba backend: the engine's step with the small operations compiled.
+"""The cpu-numba backend: the engine's step compiled, its products included.
 Its logits against the NumPy reference's (float32 rounding, not bits), its
 tokens against the reference's, its batch invariance bit for bit, and its
 sampling against reference.sampling's rules."""

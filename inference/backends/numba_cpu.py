@@ -1,4 +1,4 @@
-"""The engine's step on the CPU with the small operations compiled by Numba.
+"""The engine's step on the CPU, compiled by Numba, its matrix products included.
 
     model = load_model("data/claude-rust-small", device="cpu-numba")
 
@@ -20,11 +20,11 @@ CUDA backend has a kernel for each:
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
 product for a few rows is not batch invariant, and its matrix-vector product
-per row, which is, took 2.3-2.8x as long for one row on the same two cores
-(scripts/bench_batching.py's first table). Every
-loop works on each row alone (rows_times's fours give a row the bits it has
-alone, checked at load), so a row's bits do not depend on the others in its
-batch: batch invariance holds here too. The loops sum in their own order (and
+per row, which is, took 2.1-2.3x as long for one row on the same two cores
+(scripts/bench_batching.py's first table). Every loop works on each row alone
+(rows_times's fours give a row the bits it has alone, checked at load), so a
+row's bits do not depend on the others in its batch: batch invariance holds
+here too. The loops sum in their own order (and
 `fastmath` lets the compiler reorder sums into vector instructions), so the
 results are the reference's to float32 rounding, not bit for bit; the tests
 check them against it as they check the CUDA backend. Penalties and
@@ -225,7 +225,7 @@ def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in]
     With `in_fours`, rows go four at a time: each weight row, loaded once,
     serves four rows of x, where a matrix-vector product per row reads every
     weight for every row. A row's bits are the same in a four or alone only if
-    the compiler made the same sums of both loops (`keeps_bits`)."""
+    the compiler made the same sums of both loops (`fours_keep_bits`)."""
     N, K = x.shape
     i = 0
     while in_fours and i + 4 <= N:
