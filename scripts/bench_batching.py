@@ -238,8 +238,10 @@ def matmul_ceiling(model, compiled, repeat, n=8):
     names = ["NumPy (OpenBLAS)"]
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((n, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
-    products = {"1 core": rows_times, f"{compiled.cores} cores": compiled.loops(n)[0]}
-    for cores, times in products.items() if compiled.on_all_cores else list(products.items())[:1]:
+    products = {"1 core": rows_times}
+    if compiled.on_all_cores:
+        products[f"{compiled.cores} cores"] = compiled.loops(n)[0]
+    for cores, times in products.items():
         one_at_a_time.append(lambda times=times: [
             times(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours)
             for w_t, out in zip(compiled_weights, outs) for i in range(n)])
