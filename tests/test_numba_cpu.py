@@ -134,6 +134,19 @@ def test_the_model_keeps_to_one_core_where_all_cores_would_change_the_bits(shipp
     assert not model.all_cores_serve()
 
 
+def test_the_model_keeps_to_one_core_where_no_thread_pool_can_be_loaded(shipped_model_dir, monkeypatch, caplog):
+    """What Numba raises where neither OpenMP nor TBB (nor its own pool, when
+    asked for by NUMBA_THREADING_LAYER) can be loaded: the model loads, on one core."""
+    model = load_model(shipped_model_dir, device="cpu-numba")
+
+    def no_thread_pool(*args):
+        raise ValueError("No threading layer could be loaded.")
+
+    monkeypatch.setattr(numba_cpu, "rows_times_on_all_cores", no_thread_pool)
+    assert not model.all_cores_serve()
+    assert "cpu-numba keeps to one core" in caplog.text
+
+
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):
     """The same prompt through both backends' step, four ways of choosing."""
     ids = some_ids(tiny_model, 12)[0]

@@ -39,6 +39,7 @@ them (`rows_times_on_all_cores`), and so are the rows' attentions
 whichever core takes it.
 """
 
+import logging
 import math
 import threading
 
@@ -58,6 +59,7 @@ FAST = {"reassoc", "contract", "nsz"}
 # Every loop below runs with nogil=True: while the engine's thread computes, the server's threads
 # may run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
+log = logging.getLogger("inference.backends")
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
@@ -347,15 +349,23 @@ class NumbaCpuModel(NumpyModel):
 
     def all_cores_serve(self) -> bool:
         """Whether Numba found a thread pool that serves (OpenMP or TBB: its
-        own "workqueue" made a step 5x slower than one core; none at all
-        raises), and whether a step on all cores gives each sequence the bits
-        it gets on one core: the compiler compiles each parallel loop anew.
-        Tried on a thread of its own, which ends: OpenMP keeps a team of
+        own "workqueue" made a step several times slower than one core; none
+        at all raises), and whether a step on all cores gives each sequence
+        the bits it gets on one core: the compiler compiles each parallel loop
+        anew. Tried on a thread of its own, which ends: OpenMP keeps a team of
         threads for each thread that starts parallel work, and where the teams
         outnumber the cores it lets them sleep sooner, which made the engine's
-        thread's products 2x slower once the loading thread had had a team."""
-        answer = []
-        thread = threading.Thread(target=lambda: answer.append(self.all_cores_keep_bits()), name="cpu-numba-check")
+        thread's products about 2x slower once the loading thread had had a
+        team. Anything that fails here leaves the model on one core."""
+        answer = [False]
+
+        def check():
+            try:
+                answer[0] = self.all_cores_keep_bits()
+            except Exception as e:  # a parallel loop that does not compile or run here
+                log.warning("cpu-numba keeps to one core: its loops on all cores failed: %s", e)
+
+        thread = threading.Thread(target=check, name="cpu-numba-check")
         thread.start()
         thread.join()
         return answer[0]
@@ -374,7 +384,5 @@ class NumbaCpuModel(NumpyModel):
             self.on_all_cores = True
             all_cores = self.batch_logits(self.new_kv_pool(9, block_size), chunks)
             return numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
-        except ValueError:  # no threading layer could be loaded
-            return False
         finally:
             self.on_all_cores = was
