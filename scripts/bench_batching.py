@@ -55,7 +55,7 @@ import numba
 import numpy as np
 
 from inference import Settings, load_model
-from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample, rows_times
+from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample, product
 from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
@@ -111,11 +111,10 @@ def step_costs(model, compiled, repeat, position=128):
 
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((1, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
-    times, _ = compiled.loops(1)  # as its step of one sequence does them
 
-    def compiled_products_alone():  # the same through cpu-numba's own product
+    def compiled_products_alone():  # the same through cpu-numba's own product, as its step does them
         for w_t, out in zip(compiled_weights, outs):
-            times(rows[w_t.shape[1]], w_t, out, compiled.in_fours)
+            product(rows[w_t.shape[1]], w_t, out, compiled.in_fours, compiled.on_all_cores)
 
     ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
     # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
@@ -219,7 +218,9 @@ def step_weights(params):  # the weight matrices of a decode step (4 a layer, an
 
 
 def compiled_step_weights(compiled):  # step_weights as cpu-numba holds them, [n_out, n_in]
-    return [w_t for layer in compiled.w_t for w_t in layer] + [compiled.params["wte"]]
+    w = compiled.weights
+    return [w_t[layer] for layer in range(compiled.config.n_layer)
+            for w_t in (w.c_attn_w, w.attn_proj_w, w.c_fc_w, w.mlp_proj_w)] + [w.wte]
 
 
 def matmul_ceiling(model, compiled, repeat, n=8):
@@ -238,15 +239,15 @@ def matmul_ceiling(model, compiled, repeat, n=8):
     names = ["NumPy (OpenBLAS)"]
     compiled_weights = compiled_step_weights(compiled)
     outs = [np.empty((n, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
-    products = {"1 core": rows_times}
+    products = {"1 core": False}
     if compiled.on_all_cores:
-        products[f"{compiled.cores} cores"] = compiled.loops(n)[0]
-    for cores, times in products.items():
-        one_at_a_time.append(lambda times=times: [
-            times(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours)
+        products[f"{compiled.cores} cores"] = True
+    for cores, all_cores in products.items():
+        one_at_a_time.append(lambda all_cores=all_cores: [
+            product(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours, all_cores)
             for w_t, out in zip(compiled_weights, outs) for i in range(n)])
-        at_once.append(lambda times=times: [times(inputs[w_t.shape[1]], w_t, out, compiled.in_fours)
-                                            for w_t, out in zip(compiled_weights, outs)])
+        at_once.append(lambda all_cores=all_cores: [product(inputs[w_t.shape[1]], w_t, out, compiled.in_fours,
+                                                            all_cores) for w_t, out in zip(compiled_weights, outs)])
         names.append(f"cpu-numba's products, {cores}")
     try:
         import torch

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from inference import load_model
-from inference.backends import numba_cpu
-from inference.backends.numba_cpu import (compiled_sample, fours_keep_bits, rows_times, rows_times_on_all_cores,
-                                          sample_row)
+from inference.backends import DeviceError, numba_cpu
+from inference.backends.numba_cpu import compiled_sample, rows_times, rows_times_on_all_cores, sample_row
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -70,18 +69,19 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
     """The compiled product at the shipped model's widths (and a small odd
     one): each output within float32 rounding of float64's, and every row's
     bits the same among 1 to 9 rows (fours and the rows left over) as alone,
-    on one core and with the outputs shared among the cores."""
+    on one core and with the outputs shared among the cores. (Fours keep the
+    bits where the compiler cut both loops' sums alike, as it does here; the
+    model checks its own step for it at load.)"""
     w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
     x = RNG.standard_normal((9, n_in)).astype(np.float32)
-    in_fours = fours_keep_bits([w_t])
-    alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), in_fours)
-                            for i in range(9)])
+    alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), False) for i in range(9)])
     want = x.astype(np.float64) @ w_t.T.astype(np.float64)
     assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
     for times in rows_times, rows_times_on_all_cores:
-        for n in range(1, 10):
-            together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
-            assert np.array_equal(together, alone[:n])
+        for in_fours in False, True:
+            for n in range(1, 10):
+                together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
+                assert np.array_equal(together, alone[:n])
 
 
 def test_the_shipped_model_computes_rows_in_fours_and_on_all_cores_here(shipped_model_dir):
@@ -117,34 +117,58 @@ def test_a_step_on_all_cores_gives_each_sequence_its_bits_alone_on_one_core(ship
         assert np.array_equal(got_token, token_logits)
 
 
+def step_changed(when, change):  # step_logits, its logits changed where when(in_fours, all_cores)
+    step_logits = numba_cpu.step_logits
+
+    def changed(*args):
+        logits = step_logits(*args)
+        if when(*args[-2:]):
+            change(logits)
+        return logits
+    return changed
+
+
+def one_step_off(logits):  # as a different order of sums leaves many of them
+    logits[:] = np.nextafter(logits, np.float32(np.inf))
+
+
 def test_the_model_keeps_to_one_core_where_all_cores_would_change_the_bits(shipped_model_dir, monkeypatch):
     """The check at load compares a small step on all cores with one core:
-    an attention on all cores whose outputs are one float32 step off (as a
-    different order of sums would leave many of them) is caught."""
+    logits one float32 step off on all cores are caught."""
     model = load_model(shipped_model_dir, device="cpu-numba")
     if not model.on_all_cores:
         pytest.skip("cpu-numba runs on one core here")
-
-    def attention_one_step_off(*args):
-        numba_cpu.attend(*args)
-        out = args[-1]
-        out[:] = np.nextafter(out, np.float32(np.inf))
-
-    monkeypatch.setattr(numba_cpu, "attend_on_all_cores", attention_one_step_off)
+    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: all_cores, one_step_off))
     assert not model.all_cores_serve()
 
 
-def test_the_model_keeps_to_one_core_where_no_thread_pool_can_be_loaded(shipped_model_dir, monkeypatch, caplog):
-    """What Numba raises where neither OpenMP nor TBB (nor its own pool, when
-    asked for by NUMBA_THREADING_LAYER) can be loaded: the model loads, on one core."""
+def test_the_model_takes_rows_one_at_a_time_where_fours_would_change_the_bits(shipped_model_dir, monkeypatch):
+    model = load_model(shipped_model_dir, device="cpu-numba")
+    assert model.fours_keep_bits()
+    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: in_fours, one_step_off))
+    assert not model.fours_keep_bits()
+
+
+def test_the_model_keeps_to_one_core_where_its_parallel_loops_fail(shipped_model_dir, monkeypatch, caplog):
     model = load_model(shipped_model_dir, device="cpu-numba")
 
+    def fails(logits):
+        raise RuntimeError("a parallel loop failed")
+
+    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: all_cores, fails))
+    assert not model.all_cores_serve()
+    assert "cpu-numba keeps to one core" in caplog.text
+
+
+def test_a_thread_pool_that_cannot_be_loaded_is_a_clear_error_at_load(shipped_model_dir, monkeypatch):
+    """What Numba raises when the first step compiles, where
+    NUMBA_THREADING_LAYER asks for a thread pool it cannot load."""
     def no_thread_pool(*args):
         raise ValueError("No threading layer could be loaded.")
 
-    monkeypatch.setattr(numba_cpu, "rows_times_on_all_cores", no_thread_pool)
-    assert not model.all_cores_serve()
-    assert "cpu-numba keeps to one core" in caplog.text
+    monkeypatch.setattr(numba_cpu, "step_logits", no_thread_pool)
+    with pytest.raises(DeviceError, match="cpu-numba cannot compile its loops: No threading layer"):
+        load_model(shipped_model_dir, device="cpu-numba")
 
 
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):

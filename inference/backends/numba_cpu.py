@@ -6,16 +6,21 @@ A decode step is 25 matrix-vector products (4 a layer and the LM head) and,
 between them, a hundred-odd small operations on one 256-wide row: layer
 norms, attention head by head, GELU, the residual adds, sampling. In NumPy
 each of those is a call that does little arithmetic, and together they cost
-nearly as much as the products (scripts/bench_batching.py). Here every
-product and everything between two products is one compiled loop, as the
-CUDA backend has a kernel for each:
+nearly as much as the products (scripts/bench_batching.py). Here the whole
+step, from the token ids to the logits, is one compiled call, `step_logits`,
+made of one loop for each thing the CUDA backend has a kernel for:
 
-    h = layer_norm(x)                                  per layer:
-    qkv = h @ c_attn.w                                 rows_times
-    attend(qkv + b, store k and v in the pool, ...)    one compiled call
-    x += att @ c_proj.w + b;  h = layer_norm(x)        rows_times, then one compiled call
-    fc = gelu(h @ c_fc.w + b)                          rows_times, then one compiled call
-    x += fc @ c_proj.w + b;  h = next layer norm(x)    rows_times, then one compiled call
+    x = wte[ids] + wpe[positions];  h = layer_norm(x)    per layer:
+    qkv = h @ c_attn.w                                   product
+    attend(qkv + b, store k and v in the pool, ...)      attention
+    x += att @ c_proj.w + b;  h = layer_norm(x)          product, residual_layer_norm
+    fc = gelu(h @ c_fc.w + b)                            product, bias_gelu
+    x += fc @ c_proj.w + b;  h = next layer norm(x)      product, residual_layer_norm
+    logits = h[last rows] @ wte.T                        product
+
+One call, not thirty: Python's cost per call is paid once a step, and the
+engine's thread lets go of Python's lock (the GIL) for the whole step,
+where it took it back between every two loops before.
 
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
@@ -30,8 +35,8 @@ results are the reference's to float32 rounding, not bit for bit; the tests
 check them against it as they check the CUDA backend. Penalties and
 log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
 single-sequence sessions (`new_session`, `forward`). Loading the model
-and the first steps compile the loops (15 s on a 2-core CPU, before the
-server listens), and Numba caches them on disk.
+compiles the step (its checks run it; about 10 s on a 2-core CPU, before
+the server listens), and Numba caches it on disk.
 
 Every core takes part in a step: each product's outputs are shared among
 them (`rows_times_on_all_cores`), and so are the rows' attentions
@@ -42,14 +47,15 @@ whichever core takes it.
 import logging
 import math
 import threading
+from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from ..reference.layers import embedding
 from ..reference.paged import Chunk, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
+from . import DeviceError
 from .numpy_backend import NumpyModel
 
 # Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
@@ -273,20 +279,91 @@ def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs s
     return out
 
 
-def fours_keep_bits(weights, seed=0):  # [n_out, n_in] arrays -> does a row in a four get its bits alone?
-    """The compiler picks how each dot product is cut into vector sums, for
-    each loop on its own. Where it cut the four rows' loop and the one row's
-    loop alike, a row's bits do not depend on its company: checked once per
-    model on its own widths, with random rows (a different order of sums
-    would change some of the bits). Where not, the model takes its rows one
-    at a time, which is the same loop for every row."""
-    rng = np.random.default_rng(seed)
-    for w_t in weights:
-        x = rng.standard_normal((5, w_t.shape[1])).astype(np.float32)
-        alone = rows_times(x, w_t, np.empty((5, w_t.shape[0]), np.float32), False)
-        if not np.array_equal(rows_times(x, w_t, np.empty_like(alone), True), alone):
-            return False
-    return True
+@njit(fastmath=FAST, cache=True, nogil=True)
+def product(x, w_t, out, in_fours, all_cores):  # x [N, n_in] @ w_t [n_out, n_in].T -> out [N, n_out]
+    if all_cores:
+        return rows_times_on_all_cores(x, w_t, out, in_fours)
+    return rows_times(x, w_t, out, in_fours)
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def attention(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out,
+              all_cores):
+    """attend, its rows on all cores from two rows on (one row's attention
+    does not pay for waking the other cores: its heads shared between two
+    were no faster in a trial)."""
+    if all_cores and out.shape[0] > 1:
+        attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head,
+                            out)
+    else:
+        attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out)
+
+
+class Weights(NamedTuple):
+    """The parameters as step_logits takes them: each layer's stacked, [n_layer, ...],
+    the products' weights transposed (a row per output, as rows_times reads them)."""
+    wte: np.ndarray          # [V, C]: the token embeddings, and the LM head (a row per output already)
+    wpe: np.ndarray          # [n_ctx, C]
+    ln_1_g: np.ndarray       # [L, C]
+    ln_1_b: np.ndarray       # [L, C]
+    c_attn_w: np.ndarray     # [L, 3C, C]
+    c_attn_b: np.ndarray     # [L, 3C]
+    attn_proj_w: np.ndarray  # [L, C, C]
+    attn_proj_b: np.ndarray  # [L, C]
+    ln_2_g: np.ndarray       # [L, C]
+    ln_2_b: np.ndarray       # [L, C]
+    c_fc_w: np.ndarray       # [L, 4C, C]
+    c_fc_b: np.ndarray       # [L, 4C]
+    mlp_proj_w: np.ndarray   # [L, C, 4C]
+    mlp_proj_b: np.ndarray   # [L, C]
+    ln_f_g: np.ndarray       # [C]
+    ln_f_b: np.ndarray       # [C]
+
+
+def stacked_weights(params) -> Weights:
+    blocks = params["blocks"]
+
+    def stack(get, transpose=False):
+        return np.ascontiguousarray(np.stack([get(blk).T if transpose else get(blk) for blk in blocks]))
+    return Weights(params["wte"], params["wpe"],
+                   stack(lambda b: b["ln_1"]["g"]), stack(lambda b: b["ln_1"]["b"]),
+                   stack(lambda b: b["attn"]["c_attn"]["w"], True), stack(lambda b: b["attn"]["c_attn"]["b"]),
+                   stack(lambda b: b["attn"]["c_proj"]["w"], True), stack(lambda b: b["attn"]["c_proj"]["b"]),
+                   stack(lambda b: b["ln_2"]["g"]), stack(lambda b: b["ln_2"]["b"]),
+                   stack(lambda b: b["mlp"]["c_fc"]["w"], True), stack(lambda b: b["mlp"]["c_fc"]["b"]),
+                   stack(lambda b: b["mlp"]["c_proj"]["w"], True), stack(lambda b: b["mlp"]["c_proj"]["b"]),
+                   params["ln_f"]["g"], params["ln_f"]["b"])
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def step_logits(w, ids, positions, seq, slot_mapping, block_tables, last_rows, pool_k, pool_v, block_size, n_head,
+                eps, in_fours, all_cores):
+    """One step, every row through every layer (the module's docstring), then
+    the logits of last_rows. w: Weights; the rows [N] as
+    reference.paged.batch_rows gives them; pool_k, pool_v [L, slots, C].
+    -> [len(last_rows), V]"""
+    N, C, L = ids.shape[0], w.wte.shape[1], w.ln_1_g.shape[0]
+    x = np.empty((N, C), dtype=np.float32)
+    for i in range(N):  # reference.layers.embedding
+        for j in range(C):
+            x[i, j] = w.wte[ids[i], j] + w.wpe[positions[i], j]
+    h, att, y = np.empty((N, C), np.float32), np.empty((N, C), np.float32), np.empty((N, C), np.float32)
+    qkv, fc = np.empty((N, 3 * C), np.float32), np.empty((N, 4 * C), np.float32)
+    normalize_rows(x, w.ln_1_g[0], w.ln_1_b[0], eps, h)
+    for layer in range(L):
+        product(h, w.c_attn_w[layer], qkv, in_fours, all_cores)
+        attention(qkv, w.c_attn_b[layer], pool_k[layer], pool_v[layer], slot_mapping, positions, seq, block_tables,
+                  block_size, n_head, att, all_cores)
+        product(att, w.attn_proj_w[layer], y, in_fours, all_cores)
+        residual_layer_norm(x, y, w.attn_proj_b[layer], w.ln_2_g[layer], w.ln_2_b[layer], eps, h)
+        bias_gelu(product(h, w.c_fc_w[layer], fc, in_fours, all_cores), w.c_fc_b[layer])
+        product(fc, w.mlp_proj_w[layer], y, in_fours, all_cores)
+        if layer + 1 < L:  # the next layer norm reads the residual stream
+            residual_layer_norm(x, y, w.mlp_proj_b[layer], w.ln_1_g[layer + 1], w.ln_1_b[layer + 1], eps, h)
+        else:
+            residual_layer_norm(x, y, w.mlp_proj_b[layer], w.ln_f_g, w.ln_f_b, eps, h)
+    logits = np.empty((last_rows.shape[0], w.wte.shape[0]), dtype=np.float32)
+    return product(h[last_rows], w.wte, logits, in_fours, all_cores)
 
 
 class NumbaCpuModel(NumpyModel):
@@ -294,13 +371,13 @@ class NumbaCpuModel(NumpyModel):
 
     def __init__(self, config, params, tokenizer, name):
         super().__init__(config, params, tokenizer, name)
-        # Each layer's four weights transposed for rows_times: [3C, C], [C, C], [4C, C], [C, 4C]
-        self.w_t = [[np.ascontiguousarray(w.T) for w in (blk["attn"]["c_attn"]["w"], blk["attn"]["c_proj"]["w"],
-                                                        blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_proj"]["w"])]
-                    for blk in params["blocks"]]
-        self.in_fours = fours_keep_bits(self.w_t[0] + [params["wte"]])  # the LM head's wte is [V, C] already
+        self.weights = stacked_weights(params)
         self.cores = numba.config.NUMBA_NUM_THREADS  # by default the cores this process may run on
-        self.on_all_cores = False  # until checked
+        self.in_fours = self.on_all_cores = False  # until checked: rows one at a time on one core
+        try:
+            self.in_fours = self.fours_keep_bits()  # the first step: it compiles (or loads) every loop
+        except ValueError as e:  # NUMBA_THREADING_LAYER asks for a thread pool that is not here
+            raise DeviceError(f"cpu-numba cannot compile its loops: {e}") from e
         self.on_all_cores = self.cores > 1 and self.all_cores_serve()
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
@@ -313,50 +390,53 @@ class NumbaCpuModel(NumpyModel):
         return picks
 
     def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
-        """Every chunk's new tokens through every block, the compiled loops
-        between the products (the module's docstring), then the LM head."""
-        c, p = self.config, self.params
-        C, blocks, eps = c.n_embd, p["blocks"], np.float32(c.eps)
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
-        N = len(ids)
-        times, attention = self.loops(N)
-        x = embedding(p["wte"], p["wpe"], ids, positions)  # [N, C]
-        h, att, y = (np.empty((N, C), dtype=np.float32) for _ in range(3))
-        qkv, fc = np.empty((N, 3 * C), dtype=np.float32), np.empty((N, 4 * C), dtype=np.float32)
+        _, last_rows = sampled_rows(chunks)
         with ALL_CORES:
-            normalize_rows(x, blocks[0]["ln_1"]["g"], blocks[0]["ln_1"]["b"], eps, h)
-            for layer, blk in enumerate(blocks):
-                attn, mlp, (qkv_w, proj_w, fc_w, out_w) = blk["attn"], blk["mlp"], self.w_t[layer]
-                after = blocks[layer + 1]["ln_1"] if layer + 1 < len(blocks) else p["ln_f"]  # the next layer norm
-                attention(times(h, qkv_w, qkv, self.in_fours), attn["c_attn"]["b"], pool.k[layer], pool.v[layer],
-                          slot_mapping, positions, seq, tables, pool.block_size, c.n_head, att)
-                residual_layer_norm(x, times(att, proj_w, y, self.in_fours), attn["c_proj"]["b"],
-                                    blk["ln_2"]["g"], blk["ln_2"]["b"], eps, h)
-                bias_gelu(times(h, fc_w, fc, self.in_fours), mlp["c_fc"]["b"])
-                residual_layer_norm(x, times(fc, out_w, y, self.in_fours), mlp["c_proj"]["b"],
-                                    after["g"], after["b"], eps, h)
-            _, last_rows = sampled_rows(chunks)
-            logits = np.empty((len(last_rows), c.vocab_size), dtype=np.float32)
-            return times(h[last_rows], p["wte"], logits, self.in_fours)
+            return step_logits(self.weights, ids, positions, seq, slot_mapping, tables, last_rows, pool.k, pool.v,
+                               pool.block_size, self.config.n_head, np.float32(self.config.eps), self.in_fours,
+                               self.on_all_cores)
 
-    def loops(self, N):  # -> the product and the attention for a step of N rows
-        """On all cores where they serve: each product's outputs shared among
-        them, and from two rows the attention's rows (one row's attention
-        does not pay for waking the other cores)."""
-        if not self.on_all_cores:
-            return rows_times, attend
-        return rows_times_on_all_cores, attend_on_all_cores if N > 1 else attend
+    def small_step(self, block_size=4):  # -> [4, V]: the logits of two steps
+        """Three sequences (a prompt's chunk over three blocks, a token, and a
+        chunk of a block and a half: 16 rows from random ids), then the first
+        one's next token alone (a step of one row)."""
+        rng = np.random.default_rng(0)
+        greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)  # so that every chunk has logits
+        chunks = [Chunk(rng.integers(0, self.config.vocab_size, n).tolist(), 0, list(range(3 * i, 3 * i + 3)), greedy)
+                  for i, n in enumerate([9, 1, 6])]
+        pool = self.new_kv_pool(9, block_size)
+        three = self.batch_logits(pool, chunks)
+        return np.concatenate([three, self.batch_logits(pool, [Chunk([int(three[0].argmax())], 9, [0, 1, 2], greedy)])])
+
+    def with_loops(self, **settings):  # -> small_step's logits with in_fours, on_all_cores as given
+        was = self.in_fours, self.on_all_cores
+        self.__dict__.update(settings)
+        try:
+            return self.small_step()
+        finally:
+            self.in_fours, self.on_all_cores = was
+
+    def fours_keep_bits(self) -> bool:
+        """The compiler picks how each dot product is cut into vector sums,
+        for each loop on its own (and anew where one is compiled into
+        another). Where it cut rows_times's four-row loop and its one-row
+        loop alike, a row's bits do not depend on its company: checked once,
+        by the whole step on the model's own widths, against every row alone
+        (a different order of sums would change some of the bits). Where not,
+        the model takes its rows one at a time, the same loop for every row."""
+        return np.array_equal(self.with_loops(in_fours=True), self.with_loops(in_fours=False))
 
     def all_cores_serve(self) -> bool:
         """Whether Numba found a thread pool that serves (OpenMP or TBB: its
-        own "workqueue" made a step several times slower than one core; none
-        at all raises), and whether a step on all cores gives each sequence
-        the bits it gets on one core: the compiler compiles each parallel loop
-        anew. Tried on a thread of its own, which ends: OpenMP keeps a team of
-        threads for each thread that starts parallel work, and where the teams
-        outnumber the cores it lets them sleep sooner, which made the engine's
-        thread's products about 2x slower once the loading thread had had a
-        team. Anything that fails here leaves the model on one core."""
+        own "workqueue" made a step several times slower than one core), and
+        whether a step on all cores gives each sequence the bits it gets on
+        one core: the compiler compiles each parallel loop anew. Tried on a
+        thread of its own, which ends: OpenMP keeps a team of threads for each
+        thread that starts parallel work, and where the teams outnumber the
+        cores it lets them sleep sooner, which made the engine's thread's
+        products about 2x slower once the loading thread had had a team.
+        Anything that fails here leaves the model on one core."""
         answer = [False]
 
         def check():
@@ -370,19 +450,8 @@ class NumbaCpuModel(NumpyModel):
         thread.join()
         return answer[0]
 
-    def all_cores_keep_bits(self, block_size=4) -> bool:
-        """A small step of three sequences on one core and on all cores: the same logits, bit for bit?"""
-        rng = np.random.default_rng(0)
-        lengths = [9, 1, 6]  # a prompt's chunk over three blocks, a token, and a chunk of a block and a half
-        greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)  # so that every chunk has logits
-        chunks = [Chunk(rng.integers(0, self.config.vocab_size, n).tolist(), 0, list(range(3 * i, 3 * i + 3)), greedy)
-                  for i, n in enumerate(lengths)]
-        was = self.on_all_cores
-        try:
-            self.on_all_cores = False
-            one_core = self.batch_logits(self.new_kv_pool(9, block_size), chunks)
-            self.on_all_cores = True
-            all_cores = self.batch_logits(self.new_kv_pool(9, block_size), chunks)
-            return numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
-        finally:
-            self.on_all_cores = was
+    def all_cores_keep_bits(self) -> bool:
+        """Small steps (small_step) on one core and on all cores: the same logits, bit for bit?"""
+        one_core = self.with_loops(on_all_cores=False)
+        all_cores = self.with_loops(on_all_cores=True)
+        return numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
