@@ -25,7 +25,7 @@ where it took it back between every two loops before.
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
 product for a few rows is not batch invariant, and its matrix-vector product
-per row, which is, took 2.1-2.3x as long for one row on the same two cores
+per row, which is, took 2.1-3.0x as long for one row on the same two cores
 (scripts/bench_batching.py's first table). Every loop works on each row alone
 (rows_times's fours give a row the bits it has alone, checked at load), so a
 row's bits do not depend on the others in its batch: batch invariance holds
