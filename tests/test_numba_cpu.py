@@ -8,7 +8,8 @@ import pytest
 
 from inference import load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import compiled_sample, rows_times, rows_times_on_all_cores, sample_row
+from inference.backends.numba_cpu import (compiled_sample, kth_largest, rows_times, rows_times_on_all_cores,
+                                          sample_row)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -195,6 +196,16 @@ def test_compiled_sampling_picks_what_the_rules_pick(temperature, top_k, top_p, 
         want = sample(logits, temperature, top_k, top_p, coin, min_p)
         got = compiled_sample(logits, temperature, top_k, top_p, coin, min_p)
         assert got == want or (min_p == 0 and near_a_boundary(logits, temperature, top_k, top_p, coin)), coin
+
+
+@pytest.mark.parametrize("V, k", [(4096, 40), (4096, 1), (7, 7), (50, 3)])
+def test_kth_largest_is_numpys_kth_largest_with_ties_and_infinities(V, k):
+    for trial in range(20):
+        values = RNG.integers(-5, 5, V).astype(np.float32)  # many ties
+        if trial % 2:
+            values = RNG.standard_normal(V).astype(np.float32)
+            values[RNG.integers(0, V, 3)] = -np.inf
+        assert kth_largest(values, k) == np.partition(values, V - k)[V - k]
 
 
 def test_ties_at_the_top_k_and_top_p_boundaries_are_kept():

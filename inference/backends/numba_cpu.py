@@ -177,6 +177,30 @@ def attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq,
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
+def least_of(kept):  # [k] -> the index of the least value (the first of equals)
+    least = 0
+    for i in range(1, kept.shape[0]):
+        if kept[i] < kept[least]:
+            least = i
+    return least
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 < k <= V
+    """One pass, keeping the k largest so far and the least of them; a later
+    value gets in only above that least, which for 40 of the shipped model's
+    4,096 logits happens some 90 times a row. A third of np.partition's time
+    (which copies the row, then selects), in a trial."""
+    kept = values[:k].copy()  # [k]
+    least = least_of(kept)
+    for j in range(k, values.shape[0]):
+        if values[j] > kept[least]:
+            kept[least] = values[j]
+            least = least_of(kept)
+    return kept[least]
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
 def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -> id, or -1 if not finite
     """reference.sampling.sample's rules in one loop each. With top-k on, only
     the k likeliest tokens (and ties) get a weight: exp() for 40 tokens, not
@@ -189,8 +213,8 @@ def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -
     if temperature == 0:
         return np.argmax(logits)  # the lowest id on ties
     lowest = -np.inf
-    if 0 < top_k < V:  # the k-th largest logit
-        lowest = np.partition(logits, V - top_k)[V - top_k]
+    if 0 < top_k < V:
+        lowest = kth_largest(logits, top_k)
     ids = np.nonzero(logits >= lowest)[0]  # the candidates, in id order
     weights = np.exp((logits[ids] - top) / temperature)  # max 1
     threshold = np.float32(min_p)
