@@ -35,7 +35,7 @@ results are the reference's to float32 rounding, not bit for bit; the tests
 check them against it as they check the CUDA backend. Penalties and
 log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
 single-sequence sessions (`new_session`, `forward`). Loading the model
-compiles the step (its checks run it; about 10 s on a 2-core CPU, before
+compiles the step (its checks run it; 12.5 s on a 2-core CPU, before
 the server listens), and Numba caches it on disk.
 
 Every core takes part in a step: each product's outputs are shared among
@@ -188,9 +188,9 @@ def least_of(kept):  # [k] -> the index of the least value (the first of equals)
 @njit(fastmath=FAST, cache=True, nogil=True)
 def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 < k <= V
     """One pass, keeping the k largest so far and the least of them; a later
-    value gets in only above that least, which for 40 of the shipped model's
-    4,096 logits happens some 90 times a row. A third of np.partition's time
-    (which copies the row, then selects), in a trial."""
+    value gets in only above that least, which for the 40 largest of 4,096
+    logits is rare. Faster than np.partition (which copies the row, then
+    selects), in a trial."""
     kept = values[:k].copy()  # [k]
     least = least_of(kept)
     for j in range(k, values.shape[0]):
