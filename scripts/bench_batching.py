@@ -150,12 +150,8 @@ def step_costs(model, compiled, repeat, position=128):
             paged.row_linear = row_linear
 
     def compiled_step(batch, **settings):  # cpu-numba's step with some of its settings changed for it
-        saved = {name: getattr(compiled, name) for name in settings}
-        compiled.__dict__.update(settings)
-        try:
+        with compiled.loops(**settings):
             compiled.step_batch(pool, batch)
-        finally:
-            compiled.__dict__.update(saved)
 
     for n in (1, 4, 8, 16):
         batch = chunks(n)

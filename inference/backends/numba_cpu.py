@@ -47,6 +47,7 @@ whichever core takes it.
 import logging
 import math
 import threading
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numba
@@ -433,13 +434,18 @@ class NumbaCpuModel(NumpyModel):
         three = self.batch_logits(pool, chunks)
         return np.concatenate([three, self.batch_logits(pool, [Chunk([int(three[0].argmax())], 9, [0, 1, 2], greedy)])])
 
-    def with_loops(self, **settings):  # -> small_step's logits with in_fours, on_all_cores as given
+    @contextmanager
+    def loops(self, **settings):  # in_fours, on_all_cores as given, for what runs within
         was = self.in_fours, self.on_all_cores
         self.__dict__.update(settings)
         try:
-            return self.small_step()
+            yield
         finally:
             self.in_fours, self.on_all_cores = was
+
+    def with_loops(self, **settings):  # -> small_step's logits with in_fours, on_all_cores as given
+        with self.loops(**settings):
+            return self.small_step()
 
     def fours_keep_bits(self) -> bool:
         """The compiler picks how each dot product is cut into vector sums,
