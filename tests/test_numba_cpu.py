@@ -5,10 +5,11 @@ sampling against reference.sampling's rules."""
 
 import numpy as np
 import pytest
+from numba import njit
 
 from inference import load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import (compiled_sample, kth_largest, rows_times, rows_times_on_all_cores,
+from inference.backends.numba_cpu import (compiled_sample, exp32, kth_largest, rows_times, rows_times_on_all_cores,
                                           sample_row)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
@@ -206,6 +207,32 @@ def test_kth_largest_is_numpys_kth_largest_with_ties_and_infinities(V, k):
             values = RNG.standard_normal(V).astype(np.float32)
             values[RNG.integers(0, V, 3)] = -np.inf
         assert kth_largest(values, k) == np.partition(values, V - k)[V - k]
+
+
+@njit
+def exp32_of(x):  # [n] float32 -> [n], exp32 in a compiled loop, as the step calls it
+    out = np.empty_like(x)
+    for j in range(x.shape[0]):
+        out[j] = exp32(x[j])
+    return out
+
+
+def test_exp32_is_within_two_units_in_the_last_place_of_float64s_exp():
+    x = np.concatenate([np.linspace(-87.3, 88.72, 2_000_001, dtype=np.float32),  # normal results
+                        RNG.uniform(-1, 1, 100_000).astype(np.float32)])
+    want = np.exp(x.astype(np.float64))
+    ulp = np.spacing(want.astype(np.float32)).astype(np.float64)  # float32's unit in the last place there
+    assert (np.abs(exp32_of(x) - want) <= 2 * ulp).all()
+
+
+def test_exp32_at_the_edges_of_float32():
+    x = np.array([0, -0.0, 88.72, 88.73, 200, np.inf, -100, -104, -200, -np.inf, np.nan], dtype=np.float32)
+    got = exp32_of(x)
+    assert got[:2].tolist() == [1, 1]
+    assert np.isfinite(got[2]) and got[2] == pytest.approx(np.exp(np.float64(x[2])), rel=2e-7)
+    assert (got[3:6] == np.inf).all()  # past float32's largest
+    assert 0 < got[6] < 1e-43 and (got[7:10] == 0).all()  # a subnormal, then too small for float32
+    assert np.isnan(got[10])
 
 
 def test_ties_at_the_top_k_and_top_p_boundaries_are_kept():

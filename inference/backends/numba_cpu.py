@@ -52,7 +52,8 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from ..reference.paged import Chunk, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
@@ -63,13 +64,17 @@ from .numpy_backend import NumpyModel
 # infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
 # temperature t, 1 / t overflows to inf and the likeliest token's 0 * inf is NaN.
 FAST = {"reassoc", "contract", "nsz"}
-# Every loop below runs with nogil=True: while the engine's thread computes, the server's threads
-# may run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
+# How every loop below is compiled. error_model "numpy": a float division by zero gives inf or NaN as in
+# NumPy (and an integer one 0), where Numba's default checks each division so that it can raise Python's
+# ZeroDivisionError, a branch that keeps the compiler from making vector instructions of a loop (bias_gelu
+# was 4x slower with it, in a trial). nogil: while the engine's thread computes, the server's threads may
+# run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
+LOOP = dict(fastmath=FAST, cache=True, nogil=True, error_model="numpy")
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 log = logging.getLogger("inference.backends")
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def normalize_rows(x, g, b, eps, out):  # [N, C] -> out [N, C]: reference.layers.layer_norm
     N, C = x.shape
     n = np.float32(C)  # not the int C: float32 / int is float64 in Numba
@@ -86,7 +91,7 @@ def normalize_rows(x, g, b, eps, out):  # [N, C] -> out [N, C]: reference.layers
             out[i, j] = g[j] * ((x[i, j] - mean) * scale) + b[j]
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + bias; out = layer_norm(x)
     """The residual add after a projection, fused with the layer norm that
     reads its result (llm.c fuses the same two)."""
@@ -97,7 +102,47 @@ def residual_layer_norm(x, y, bias, g, b, eps, out):  # x [N, C] += y [N, C] + b
     normalize_rows(x, g, b, eps, out)
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@intrinsic
+def float_of_bits(typingctx, bits):  # int32 -> the float32 with the same 32 bits (C's memcpy, a bit cast)
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+    return types.float32(types.int32), codegen
+
+
+@njit(**LOOP)
+def two_to_the(n):  # int32 in -126..127 -> 2.0^n: n + 127 in a float32's exponent bits, the rest 0
+    return float_of_bits(np.int32((n + 127) << 23))
+
+
+LOG2_E = np.float32(1 / math.log(2))
+LN2_HIGH = np.float32(0.693359375)  # ln 2 in two parts; this one has 9 bits, so n * LN2_HIGH is exact here
+LN2_LOW = np.float32(math.log(2) - 0.693359375)
+F2, F3, F4, F5, F6, F7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8))  # 1 / k!
+
+
+@njit(**(LOOP | {"fastmath": {"contract"}}))
+def exp32(x):  # float32 -> e^x, within 2 units in the last place (tests/test_numba_cpu.py)
+    """e^x as arithmetic, so that a loop of them becomes vector instructions:
+    np.exp is a call to the C library for each value, which the compiler
+    cannot vectorize (4.5x slower over a row, in a trial). x = n ln2 + r with
+    n whole and |r| <= ln2 / 2; e^x = 2^n e^r, e^r by its Taylor series to
+    r^7 (the next term is below float32's rounding), 2^n written straight
+    into a float's exponent bits, in two halves so that neither overflows
+    before the product does. No "reassoc": it could multiply the halves
+    first (2^128 = inf)."""
+    if x != x:  # NaN stays NaN: a broken step must not pass unseen
+        return x
+    x = min(max(x, np.float32(-104)), np.float32(89))  # beyond, e^x is 0 or inf in float32 anyway
+    n = np.floor(x * LOG2_E + np.float32(0.5))
+    r = (x - n * LN2_HIGH) - n * LN2_LOW
+    one = np.float32(1)
+    e_r = one + r * (one + r * (F2 + r * (F3 + r * (F4 + r * (F5 + r * (F6 + r * F7))))))  # Horner's rule
+    n_1 = np.int32(n) >> 1
+    n_2 = np.int32(n) - n_1
+    return e_r * two_to_the(n_1) * two_to_the(n_2)
+
+
+@njit(**LOOP)
 def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
     """0.5 v (1 + tanh(u)) is v * sigmoid(2u): one exp instead of a tanh, the
     same to float32 rounding, and much faster (the C library's tanhf is slow)."""
@@ -106,10 +151,10 @@ def bias_gelu(x, bias):  # [N, F] in place: gelu(x + bias), tanh approximation
         for j in range(F):
             v = x[i, j] + bias[j]
             u = GELU_SCALE * (v + np.float32(0.044715) * v * v * v)
-            x[i, j] = v / (np.float32(1) + np.exp(np.float32(-2) * u))
+            x[i, j] = v / (np.float32(1) + exp32(np.float32(-2) * u))
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def store_kv(qkv, bias, pool_k, pool_v, slot_mapping):  # qkv [N, 3C] += bias; its keys and values to their slots
     N, C = qkv.shape[0], qkv.shape[1] // 3
     for i in range(N):
@@ -119,7 +164,7 @@ def store_kv(qkv, bias, pool_k, pool_v, slot_mapping):  # qkv [N, 3C] += bias; i
         pool_v[slot_mapping[i]] = qkv[i, 2 * C:]
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out):
     """Row i's query attends over its own sequence's positions 0..p, read
     through the block table; out[i] = its heads' weighted means of the values.
@@ -143,7 +188,7 @@ def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size,
         top = scores[h, :S].max()
         total = np.float32(0)
         for p in range(S):
-            scores[h, p] = np.exp(scores[h, p] - top)
+            scores[h, p] = exp32(scores[h, p] - top)
             total += scores[h, p]
         for p in range(S):
             scores[h, p] /= total
@@ -156,7 +201,7 @@ def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size,
                 out_h[d] += w * v_h[d]
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out):
     """Add the c_attn bias, store every row's key and value in the pool at its
     slot, then each row attends (attend_row). qkv [N, 3C]; out [N, C]."""
@@ -166,7 +211,7 @@ def attend(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables
         attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out)
 
 
-@njit(fastmath=FAST, cache=True, nogil=True, parallel=True)
+@njit(**LOOP, parallel=True)
 def attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head,
                         out):
     """attend, its rows shared among Numba's threads: every key and value is
@@ -177,7 +222,7 @@ def attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq,
         attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out)
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def least_of(kept):  # [k] -> the index of the least value (the first of equals)
     least = 0
     for i in range(1, kept.shape[0]):
@@ -186,7 +231,7 @@ def least_of(kept):  # [k] -> the index of the least value (the first of equals)
     return least
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 < k <= V
     """One pass, keeping the k largest so far and the least of them; a later
     value gets in only above that least, which for the 40 largest of 4,096
@@ -201,7 +246,7 @@ def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 <
     return kept[least]
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -> id, or -1 if not finite
     """reference.sampling.sample's rules in one loop each. With top-k on, only
     the k likeliest tokens (and ties) get a weight: exp() for 40 tokens, not
@@ -250,7 +295,7 @@ def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
     return int(token)
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in] @ w_t[j0:j1].T
     """Each output is one dot product over n_in, a compiled loop (vector
     instructions, its own order of sums). The weights come transposed, a row
@@ -281,7 +326,7 @@ def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in]
             out[i, j] = s
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n_out] = x @ w_t.T, on one core
     times_columns(x, w_t, out, 0, w_t.shape[0], in_fours)
     return out
@@ -293,7 +338,7 @@ COLUMNS = 64  # outputs a task: 64 weight rows of 1 KB (4 KB at n_in 1024) stay 
 ALL_CORES = threading.Lock()
 
 
-@njit(fastmath=FAST, cache=True, nogil=True, parallel=True)
+@njit(**LOOP, parallel=True)
 def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs shared among Numba's threads
     """Each output is computed as rows_times computes it, by the same compiled
     loop, so the bits do not depend on which core took it: the outputs are
@@ -304,14 +349,14 @@ def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs s
     return out
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def product(x, w_t, out, in_fours, all_cores):  # x [N, n_in] @ w_t [n_out, n_in].T -> out [N, n_out]
     if all_cores:
         return rows_times_on_all_cores(x, w_t, out, in_fours)
     return rows_times(x, w_t, out, in_fours)
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def attention(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head, out,
               all_cores):
     """attend, its rows on all cores from two rows on (one row's attention
@@ -360,7 +405,7 @@ def stacked_weights(params) -> Weights:
                    params["ln_f"]["g"], params["ln_f"]["b"])
 
 
-@njit(fastmath=FAST, cache=True, nogil=True)
+@njit(**LOOP)
 def step_logits(w, ids, positions, seq, slot_mapping, block_tables, last_rows, pool_k, pool_v, block_size, n_head,
                 eps, in_fours, all_cores):
     """One step, every row through every layer (the module's docstring), then
