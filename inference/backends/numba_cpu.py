@@ -22,6 +22,11 @@ One call, not thirty: Python's cost per call is paid once a step, and the
 engine's thread lets go of Python's lock (the GIL) for the whole step,
 where it took it back between every two loops before.
 
+A loop becomes vector instructions only if nothing in it is a call or a
+branch the compiler cannot turn into arithmetic: GELU's and the softmax's
+exp is `exp32`, e^x as arithmetic instead of a call to the C library, and
+no division is checked for a zero divisor (error_model "numpy").
+
 The products are our own (`rows_times`), not NumPy's: each output a compiled
 dot product, rows four at a time to share each weight's load. OpenBLAS's
 product for a few rows is not batch invariant, and its matrix-vector product
