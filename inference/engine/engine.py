@@ -45,7 +45,7 @@ class Engine:
         self.stopping = False
         self.steps = 0
         self.on_finish = lambda request, finished_at: None  # e.g. metrics (inference.metrics)
-        self.thread = threading.Thread(target=self.run, name="engine", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self.thread.start()
 
     # ------------------------------------------------------- the server's side
@@ -105,7 +105,7 @@ class Engine:
 
     # ------------------------------------------------------- the engine thread
 
-    def run(self) -> None:
+    def _loop(self) -> None:  # the engine thread's whole life; only that thread may run it (one owner of the model)
         while True:
             with self.wakeup:
                 while not self.stopping and not self.scheduler.has_work():
