@@ -13,13 +13,15 @@ running gauge and a KV-cache-usage gauge, named like vLLM's by default:
 
 docs/deploy.md has the mapping a picker is configured with. The gauges are
 read from the engine when Prometheus scrapes; counters and histograms are
-updated as requests finish.
+updated as requests finish, and after each of the engine's steps.
 """
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 PER_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+STEP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
@@ -41,6 +43,10 @@ class Metrics:
                               buckets=PER_TOKEN_BUCKETS, registry=r)
         self.e2e = Histogram("inference:e2e_request_latency_seconds", "From submission to the last token",
                              buckets=LATENCY_BUCKETS, registry=r)
+        self.step_seconds = Histogram("inference:engine_step_seconds", "One backend step over the running batch",
+                                      buckets=STEP_BUCKETS, registry=r)
+        self.step_sequences = Histogram("inference:engine_step_sequences", "Sequences in a step (decodes and prompt "
+                                        "chunks)", buckets=BATCH_BUCKETS, registry=r)
         self.http_requests = Counter("inference:http_requests", "HTTP responses by route and status",
                                      ["route", "status"], registry=r)
         self.rejected = Counter("inference:requests_rejected_overloaded", "Generations refused with a 429",
@@ -54,6 +60,14 @@ class Metrics:
         self.running.set_function(lambda: engine.stats()["running"])
         self.kv_usage.set_function(lambda: engine.stats()["kv_cache_usage"])
         engine.on_finish = self.request_finished
+        engine.on_step = self.step_done
+
+    def step_done(self, seconds: float, sequences: int) -> None:
+        """Called by the engine after each step. The steps' seconds against the
+        wall clock's say how much of a replica's time its model computes, and
+        how much goes between steps (scheduling, handing out tokens)."""
+        self.step_seconds.observe(seconds)
+        self.step_sequences.observe(sequences)
 
     def request_finished(self, request, finished_at: float) -> None:
         """Called by the engine when a request's last token is out."""

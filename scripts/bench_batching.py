@@ -29,8 +29,10 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    threads each stream one request of --new-tokens tokens whose prompt is a
    real line of Rust;
    aggregate generated tokens/s, p50/p95 request latency and time to first
-   token. The servers take turns, --rounds times (8 / N times as many below
-   8 clients); the median round counts.
+   token, and from the server's /metrics its engine's mean step and the
+   steps' share of the round's time (the rest: between steps, and waiting for
+   requests at a round's start and end). The servers take turns, --rounds
+   times (8 / N times as many below 8 clients); the median round counts.
 3. A short request (16 tokens) sent while 8 long streams run: its time to
    first token, p50 and p95 over 20 tries, at both settings.
 Also, in-process: a 200-token prompt's time to first token the first time
@@ -53,6 +55,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from inference import Settings, load_model
 from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample, product
@@ -340,6 +343,13 @@ class Server:
             return float("nan")
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
+    def steps(self):  # (the engine's steps so far, their seconds in all), from /metrics
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", "/metrics")
+        samples = {s.name: s.value for family in text_string_to_metric_families(conn.getresponse().read().decode())
+                   for s in family.samples}
+        return samples["inference:engine_step_seconds_count"], samples["inference:engine_step_seconds_sum"]
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -385,13 +395,16 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
                     # OpenBLAS's threads in the server whose turn just ended spin on the cores for a while;
                     # without a pause the next server in turn ran 0.66x as fast at one client.
                     time.sleep(0.5)
+                    steps0, step_s0 = server.steps()
                     with ThreadPoolExecutor(n) as pool:
                         t0, cpu0 = time.perf_counter(), server.cpu_seconds()
                         results = list(pool.map(
                             lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i), range(n)))
                         wall = time.perf_counter() - t0
+                    cores = (server.cpu_seconds() - cpu0) / wall
+                    steps, step_s = (after - before for after, before in zip(server.steps(), (steps0, step_s0)))
                     runs[key].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
-                                      [r[1] for r in results], (server.cpu_seconds() - cpu0) / wall))
+                                      [r[1] for r in results], cores, 1000 * step_s / steps, step_s / wall))
             for key, results in runs.items():
                 rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
         for key, server in servers.items():
@@ -402,14 +415,15 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
     print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
           f"the median of {rounds} rounds ({rounds} x 8 / N below 8 clients):")
     print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
-          f"| server's CPU, cores | tok/s vs --max-batch 1 | tok/s vs {devices[0]} |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"| server's CPU, cores | engine's step ms | steps' share of the time | tok/s vs --max-batch 1 "
+          f"| tok/s vs {devices[0]} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in client_counts:
         for device, max_batch in servers:
-            rate, latency, ttft, cores = rows[(device, max_batch), n]
+            rate, latency, ttft, cores, step_ms, busy = rows[(device, max_batch), n]
             print(f"| {n} | {device} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
                   f"{percentile(latency, 95):.0f} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | "
-                  f"{cores:.2f} | {rate / rows[(device, 1), n][0]:.2f}x | "
+                  f"{cores:.2f} | {step_ms:.2f} | {busy:.0%} | {rate / rows[(device, 1), n][0]:.2f}x | "
                   f"{rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
     print()
     print("a short request (16 tokens) while 8 long streams run, 20 tries:")

@@ -34,6 +34,12 @@ def test_metrics_count_what_happened(tiny_model):
     assert after[("inference:generation_tokens_total", ())] == body["generated_tokens"]
     assert after[("inference:prompt_tokens_total", ())] == len(tiny_model.tokenizer.encode("fn main() {"))
     assert after[("inference:time_to_first_token_seconds_count", ())] == 1
+    steps = after[("inference:engine_step_seconds_count", ())] - before[("inference:engine_step_seconds_count", ())]
+    assert steps == body["generated_tokens"]  # the prompt in one step (its first token), then one step a token
+    assert after[("inference:engine_step_sequences_sum", ())] - before[("inference:engine_step_sequences_sum", ())] \
+        == steps  # each a batch of one
+    assert 0 < after[("inference:engine_step_seconds_sum", ())] - before[("inference:engine_step_seconds_sum", ())] \
+        < after[("inference:e2e_request_latency_seconds_sum", ())]
     assert after[("inference:e2e_request_latency_seconds_count", ())] == 1
     assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "200")))] == 1
     assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "400")))] == 1

@@ -45,6 +45,7 @@ class Engine:
         self.stopping = False
         self.steps = 0
         self.on_finish = lambda request, finished_at: None  # e.g. metrics (inference.metrics)
+        self.on_step = lambda seconds, sequences: None  # each backend step's time and batch, e.g. metrics
         self.thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self.thread.start()
 
@@ -116,7 +117,9 @@ class Engine:
             if not batch:  # only cancelled requests were left
                 continue
             try:
+                started = time.perf_counter()
                 picks = self.model.step_batch(self.pool, [item.chunk for item in batch])
+                stepped = time.perf_counter() - started
             except Exception as e:  # the model failed: every request of this step fails, the engine goes on
                 log.error("generation failed", exc_info=e)
                 with self.wakeup:
@@ -127,6 +130,7 @@ class Engine:
             with self.wakeup:
                 self.steps += 1
                 finished = self.scheduler.finish_step(batch, picks)
+            self.on_step(stepped, len(batch))
             for request in finished:
                 self.on_finish(request, time.perf_counter())
 
