@@ -72,8 +72,8 @@ FAST = {"reassoc", "contract", "nsz"}
 # How every loop below is compiled. error_model "numpy": a float division by zero gives inf or NaN as in
 # NumPy (and an integer one 0), where Numba's default checks each division so that it can raise Python's
 # ZeroDivisionError, a branch that keeps the compiler from making vector instructions of a loop (bias_gelu
-# was 4x slower with it, in a trial). nogil: while the engine's thread computes, the server's threads may
-# run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
+# was several times slower with it, in a trial). nogil: while the engine's thread computes, the server's
+# threads may run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
 LOOP = dict(fastmath=FAST, cache=True, nogil=True, error_model="numpy")
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 log = logging.getLogger("inference.backends")
@@ -129,8 +129,8 @@ F2, F3, F4, F5, F6, F7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8)
 def exp32(x):  # float32 -> e^x, within 2 units in the last place (tests/test_numba_cpu.py)
     """e^x as arithmetic, so that a loop of them becomes vector instructions:
     np.exp is a call to the C library for each value, which the compiler
-    cannot vectorize (4.5x slower over a row, in a trial). x = n ln2 + r with
-    n whole and |r| <= ln2 / 2; e^x = 2^n e^r, e^r by its Taylor series to
+    cannot vectorize (several times slower over a row, in a trial).
+    x = n ln2 + r with n whole and |r| <= ln2 / 2; e^x = 2^n e^r, e^r by its Taylor series to
     r^7 (the next term is below float32's rounding), 2^n written straight
     into a float's exponent bits, in two halves so that neither overflows
     before the product does. No "reassoc": it could multiply the halves
