@@ -40,7 +40,7 @@ results are the reference's to float32 rounding, not bit for bit; the tests
 check them against it as they check the CUDA backend. Penalties and
 log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
 single-sequence sessions (`new_session`, `forward`). Loading the model
-compiles the step (its checks run it; 12.5 s on a 2-core CPU, before
+compiles the step (its checks run it; 13 s on a 2-core CPU, before
 the server listens), and Numba caches it on disk.
 
 Every core takes part in a step: each product's outputs are shared among
@@ -130,11 +130,11 @@ def exp32(x):  # float32 -> e^x, within 2 units in the last place (tests/test_nu
     """e^x as arithmetic, so that a loop of them becomes vector instructions:
     np.exp is a call to the C library for each value, which the compiler
     cannot vectorize (several times slower over a row, in a trial).
-    x = n ln2 + r with n whole and |r| <= ln2 / 2; e^x = 2^n e^r, e^r by its Taylor series to
-    r^7 (the next term is below float32's rounding), 2^n written straight
-    into a float's exponent bits, in two halves so that neither overflows
-    before the product does. No "reassoc": it could multiply the halves
-    first (2^128 = inf)."""
+    x = n ln2 + r with n whole and |r| <= ln2 / 2; e^x = 2^n e^r, e^r by
+    its Taylor series to r^7 (the next term is below float32's rounding),
+    2^n written straight into a float's exponent bits, in two halves so
+    that neither overflows before the product does. No "reassoc": it could
+    multiply the halves first (2^128 = inf)."""
     if x != x:  # NaN stays NaN: a broken step must not pass unseen
         return x
     x = min(max(x, np.float32(-104)), np.float32(89))  # beyond, e^x is 0 or inf in float32 anyway
