@@ -9,7 +9,7 @@ capped so prompt + new tokens fit the context. Our figure comes from the
 backend's session (model step + sampling, as the server runs it). When torch
 and transformers are installed, the same weights run in Hugging Face
 transformers (PyTorch eager): `generate()` as people call it, and a plain
-loop over the model with its KV cache (past_key_values). The greedy tokens
+loop over the model with its KV cache. The greedy tokens
 must be identical. Best of `--repeat` runs. `--baseline` times another
 model folder (an earlier edition, say) on our backend too, taking turns
 with the first, at the prompt and decode lengths both contexts allow.
@@ -18,7 +18,6 @@ with the first, at the prompt and decode lengths both contexts allow.
 import argparse
 import platform
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +41,27 @@ def ours(model, prompt, n_new):
     return t1 - t0, t2 - t1, tokens
 
 
-def torch_loop(hf, torch, prompt, n_new):
+def torch_loop(hf, torch, prompt, n_new, device="cpu"):
+    """The plain loop: a step over the prompt, then one step a token against
+    the KV cache, each token's id read back as ours is. The cache goes in as
+    the model's second argument, its place in every version of transformers,
+    which renamed it from past_key_values to cache in 5.x."""
     with torch.no_grad():
         t0 = time.perf_counter()
-        out = hf(torch.tensor([prompt]), use_cache=True)
+        out = hf(torch.tensor([prompt], device=device), use_cache=True)
         token = int(out.logits[0, -1].argmax())
         t1 = time.perf_counter()
-        tokens, past = [token], out.past_key_values
+        tokens, cache = [token], kv_cache(out)
         for _ in range(n_new - 1):
-            out = hf(torch.tensor([[tokens[-1]]]), past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = hf(torch.tensor([[tokens[-1]]], device=device), cache, use_cache=True)
+            cache = kv_cache(out)
             tokens.append(int(out.logits[0, -1].argmax()))
         t2 = time.perf_counter()
     return t1 - t0, t2 - t1, tokens
+
+
+def kv_cache(out):  # a transformers model's output -> its KV cache
+    return out.cache if hasattr(out, "cache") else out.past_key_values
 
 
 def torch_generate(hf, torch, prompt, n_new):
@@ -111,7 +118,6 @@ def main():
         import torch
         import transformers
         transformers.logging.set_verbosity_error()
-        warnings.filterwarnings("ignore", category=FutureWarning)
         hf = transformers.GPT2LMHeadModel.from_pretrained(args.model).eval()
         p, _, _ = best(lambda: torch_loop(hf, torch, prompt, 1), args.repeat)
         _, d, loop_tokens = best(lambda: torch_loop(hf, torch, decode_prompt, n_decode), args.repeat)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_generate import torch_loop
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SHAPES = {  # full run / --smoke
@@ -147,7 +149,8 @@ def bench_attention(timer, shapes, rng):
         q, k, v = (rng.standard_normal((n, C)).astype(np.float32) for n in (T, S, S))
         dq, dk, dv, out = cuda.to_device(q), cuda.to_device(k), cuda.to_device(v), cuda.device_array((T, C), np.float32)
         D = C // H
-        tq, tk, tv = (timer.torch.from_numpy(a).to(timer.torch_device).view(-1, H, D).transpose(0, 1) for a in (q, k, v))
+        tq, tk, tv = (timer.torch.from_numpy(a).to(timer.torch_device).view(-1, H, D).transpose(0, 1)
+                      for a in (q, k, v))
         # T new queries at the end of S positions: PyTorch's is_causal means T == S, so prompts use T == S.
         t = timer.pytorch(lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=T > 1))
         pairs = T * S if T == 1 else T * (T + 1) / 2  # (query, key) pairs the causal mask keeps
@@ -253,18 +256,8 @@ def decode_speeds(model_dir, torch, torch_device, prompt_tokens, new_tokens):
             token = session.step([token], greedy).id
         rows.append((f"inference, {device} backend", (n_new - 1) / (time.perf_counter() - t0)))
     hf = transformers.GPT2LMHeadModel.from_pretrained(model_dir).to(torch_device).eval()
-    with torch.no_grad():
-        out = hf(torch.tensor([prompt], device=torch_device), use_cache=True)
-        past, token = out.past_key_values, out.logits[0, -1].argmax()
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(n_new - 1):
-            out = hf(token.view(1, 1), past_key_values=past, use_cache=True)
-            past, token = out.past_key_values, out.logits[0, -1].argmax()
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-    rows.append((f"PyTorch eager (HF), {torch_device.type}", (n_new - 1) / (time.perf_counter() - t0)))
+    _, seconds, _ = torch_loop(hf, torch, prompt, n_new, torch_device)
+    rows.append((f"PyTorch eager (HF), {torch_device.type}", (n_new - 1) / seconds))
     print(f"greedy decode, batch 1, {model_dir.name}, {n_new - 1} tokens after a {len(prompt) + 1}-token start:")
     print("| backend | tokens/s |")
     print("| --- | --- |")

@@ -16,8 +16,9 @@ pytest.importorskip("transformers", reason="the decode comparison runs the weigh
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_kernels.py"
 
 
-def test_smoke_run_prints_every_row(capsys, tiny_model_dir):
+def test_smoke_run_prints_every_row(capsys, monkeypatch, tiny_model_dir):
     """On a small random model: under the simulator each step of the shipped one takes many seconds."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as `python scripts/bench_kernels.py` has it, for its imports
     spec = importlib.util.spec_from_file_location("bench_kernels", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
