@@ -29,10 +29,11 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    threads each stream one request of --new-tokens tokens whose prompt is a
    real line of Rust;
    aggregate generated tokens/s, p50/p95 request latency and time to first
-   token, and from the server's /metrics its engine's mean step and the
-   steps' share of the round's time (the rest: between steps, and waiting for
-   requests at a round's start and end). The servers take turns, --rounds
-   times (8 / N times as many below 8 clients); the median round counts.
+   token, the CPU the server and the clients used, and from the server's
+   /metrics its engine's mean step and the steps' share of the round's time
+   (the rest: between steps, and waiting for requests at a round's start and
+   end). The servers take turns, --rounds times (8 / N times as many below
+   8 clients); the median round counts.
 3. A short request (16 tokens) sent while 8 long streams run: its time to
    first token, p50 and p95 over 20 tries, at both settings.
 Also, in-process: a 200-token prompt's time to first token the first time
@@ -356,18 +357,25 @@ class Server:
 
 
 def stream(port, prompt, new_tokens, seed):
-    """(tokens, seconds to the first token, seconds in all) for one streamed request."""
+    """(tokens, seconds to the first token, seconds in all) for one streamed request.
+    The client reads whatever bytes have come and counts the events in them,
+    parsing no lines: a client on another machine would cost the server's
+    cores nothing, and this one shares them. Every event's line starts with
+    "data: {", and JSON holds no raw newline."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     t0 = time.perf_counter()
     conn.request("POST", "/generate_stream", json.dumps({"prompt": prompt, "max_new_tokens": new_tokens,
                                                          "seed": seed}), {"Content-Type": "application/json"})
     resp = conn.getresponse()
     assert resp.status == 200, resp.read()
-    first, tokens = None, 0
-    for line in resp:
-        if line.startswith(b"data: {"):
-            tokens += 1
-            first = first or time.perf_counter() - t0
+    marker = b"\ndata: {"
+    first, tokens, tail = None, 0, b"\n"  # the body starts with an event: as if after a newline
+    while data := resp.read1(65536):
+        seen = tail + data
+        tokens += seen.count(marker)
+        if first is None and tokens:
+            first = time.perf_counter() - t0
+        tail = seen[1 - len(marker):]  # shorter than a marker: one cut between two reads counts once, when whole
     conn.close()
     return tokens, first, time.perf_counter() - t0
 
@@ -397,14 +405,16 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
                     time.sleep(0.5)
                     steps0, step_s0 = server.steps()
                     with ThreadPoolExecutor(n) as pool:
-                        t0, cpu0 = time.perf_counter(), server.cpu_seconds()
+                        t0, cpu0, clients_cpu0 = time.perf_counter(), server.cpu_seconds(), time.process_time()
                         results = list(pool.map(
                             lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i), range(n)))
                         wall = time.perf_counter() - t0
                     cores = (server.cpu_seconds() - cpu0) / wall
+                    clients_cores = (time.process_time() - clients_cpu0) / wall  # this process: the client threads
                     steps, step_s = (after - before for after, before in zip(server.steps(), (steps0, step_s0)))
                     runs[key].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
-                                      [r[1] for r in results], cores, 1000 * step_s / steps, step_s / wall))
+                                      [r[1] for r in results], cores, clients_cores, 1000 * step_s / steps,
+                                      step_s / wall))
             for key, results in runs.items():
                 rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
         for key, server in servers.items():
@@ -415,16 +425,17 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
     print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
           f"the median of {rounds} rounds ({rounds} x 8 / N below 8 clients):")
     print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
-          f"| server's CPU, cores | engine's step ms | steps' share of the time | tok/s vs --max-batch 1 "
+          f"| server's CPU, cores | clients' CPU, cores | engine's step ms | steps' share of the time "
+          f"| tok/s vs --max-batch 1 "
           f"| tok/s vs {devices[0]} |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in client_counts:
         for device, max_batch in servers:
-            rate, latency, ttft, cores, step_ms, busy = rows[(device, max_batch), n]
+            rate, latency, ttft, cores, clients_cores, step_ms, busy = rows[(device, max_batch), n]
             print(f"| {n} | {device} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
                   f"{percentile(latency, 95):.0f} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | "
-                  f"{cores:.2f} | {step_ms:.2f} | {busy:.0%} | {rate / rows[(device, 1), n][0]:.2f}x | "
-                  f"{rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
+                  f"{cores:.2f} | {clients_cores:.2f} | {step_ms:.2f} | {busy:.0%} | "
+                  f"{rate / rows[(device, 1), n][0]:.2f}x | {rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
     print()
     print("a short request (16 tokens) while 8 long streams run, 20 tries:")
     print("| --device | --max-batch | p50 TTFT ms | p95 TTFT ms |")
