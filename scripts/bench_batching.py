@@ -368,16 +368,22 @@ def stream(port, prompt, new_tokens, seed):
                                                          "seed": seed}), {"Content-Type": "application/json"})
     resp = conn.getresponse()
     assert resp.status == 200, resp.read()
-    marker = b"\ndata: {"
-    first, tokens, tail = None, 0, b"\n"  # the body starts with an event: as if after a newline
-    while data := resp.read1(65536):
-        seen = tail + data
-        tokens += seen.count(marker)
+    first, tokens = None, 0
+    for tokens in events_so_far(iter(lambda: resp.read1(65536), b"")):
         if first is None and tokens:
             first = time.perf_counter() - t0
-        tail = seen[1 - len(marker):]  # shorter than a marker: one cut between two reads counts once, when whole
     conn.close()
     return tokens, first, time.perf_counter() - t0
+
+
+def events_so_far(reads):  # an event stream's bytes, as they come -> the number of its events, after each read
+    marker = b"\ndata: {"
+    count, tail = 0, b"\n"  # the body starts with an event: as if after a newline
+    for data in reads:
+        seen = tail + data
+        count += seen.count(marker)
+        tail = seen[1 - len(marker):]  # shorter than a marker: one cut between two reads counts once, when whole
+        yield count
 
 
 def percentile(values, q):

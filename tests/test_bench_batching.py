@@ -1,0 +1,56 @@
+"""scripts/bench_batching.py's streaming client counts the server's events
+without parsing lines: checked against a line-by-line reading of the same
+stream, whole and cut at every place between two reads."""
+
+import http.client
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_batching.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_batching", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(bench, tiny_model_dir):
+    server = bench.Server(tiny_model_dir, max_batch=4)
+    yield server
+    server.stop()
+
+
+def event_stream(port, prompt, new_tokens, seed):  # the body of /generate_stream, whole
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/generate_stream", json.dumps({"prompt": prompt, "max_new_tokens": new_tokens,
+                                                         "seed": seed}), {"Content-Type": "application/json"})
+    body = conn.getresponse().read()
+    conn.close()
+    return body
+
+
+def events_by_lines(body):
+    return sum(line.startswith(b"data: {") for line in body.split(b"\n"))
+
+
+def test_the_client_counts_every_event(bench, server):
+    for seed, new_tokens in [(1, 1), (2, 7), (3, 20)]:
+        tokens, first, total = bench.stream(server.port, "fn main() {", new_tokens, seed)
+        expected = events_by_lines(event_stream(server.port, "fn main() {", new_tokens, seed))
+        assert tokens == expected > 0 and 0 < first <= total
+
+
+def test_events_cut_between_reads_count_once(bench, server):
+    body = event_stream(server.port, "let x = ", 5, 4)
+    expected = events_by_lines(body)
+    assert expected > 1
+    for cut in range(1, len(body)):
+        assert list(bench.events_so_far([body[:cut], body[cut:]]))[-1] == expected, cut
+    assert list(bench.events_so_far(body[i:i + 1] for i in range(len(body))))[-1] == expected
