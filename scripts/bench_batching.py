@@ -360,8 +360,9 @@ def stream(port, prompt, new_tokens, seed):
     """(tokens, seconds to the first token, seconds in all) for one streamed request.
     The client reads whatever bytes have come and counts the events in them,
     parsing no lines: a client on another machine would cost the server's
-    cores nothing, and this one shares them. Every event's line starts with
-    "data: {", and JSON holds no raw newline."""
+    cores nothing, and this one shares them. A token's event line starts with
+    "data: {" (the last event's, "[DONE]", does not), and JSON holds no raw
+    newline."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     t0 = time.perf_counter()
     conn.request("POST", "/generate_stream", json.dumps({"prompt": prompt, "max_new_tokens": new_tokens,
@@ -376,7 +377,7 @@ def stream(port, prompt, new_tokens, seed):
     return tokens, first, time.perf_counter() - t0
 
 
-def events_so_far(reads):  # an event stream's bytes, as they come -> the number of its events, after each read
+def events_so_far(reads):  # an event stream's bytes, as they come -> its token events so far, after each read
     marker = b"\ndata: {"
     count, tail = 0, b"\n"  # the body starts with an event: as if after a newline
     for data in reads:

@@ -1,6 +1,6 @@
 """scripts/bench_batching.py's streaming client counts the server's events
-without parsing lines: checked against a line-by-line reading of the same
-stream, whole and cut at every place between two reads."""
+without parsing them: checked against the SSE parser of the server's tests
+on the same stream, read whole and cut at every place between two reads."""
 
 import http.client
 import importlib.util
@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_server import parse_sse
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_batching.py"
 
@@ -36,20 +37,22 @@ def event_stream(port, prompt, new_tokens, seed):  # the body of /generate_strea
     return body
 
 
-def events_by_lines(body):
-    return sum(line.startswith(b"data: {") for line in body.split(b"\n"))
+def events_parsed(body):  # the stream's token events (a JSON object each), before its "done" event
+    *tokens, done = parse_sse(body.decode())
+    assert done == ("done", "[DONE]") and all(name == "message" and data.startswith("{") for name, data in tokens)
+    return len(tokens)
 
 
 def test_the_client_counts_every_event(bench, server):
     for seed, new_tokens in [(1, 1), (2, 7), (3, 20)]:
         tokens, first, total = bench.stream(server.port, "fn main() {", new_tokens, seed)
-        expected = events_by_lines(event_stream(server.port, "fn main() {", new_tokens, seed))
+        expected = events_parsed(event_stream(server.port, "fn main() {", new_tokens, seed))
         assert tokens == expected > 0 and 0 < first <= total
 
 
 def test_events_cut_between_reads_count_once(bench, server):
     body = event_stream(server.port, "let x = ", 5, 4)
-    expected = events_by_lines(body)
+    expected = events_parsed(body)
     assert expected > 1
     for cut in range(1, len(body)):
         assert list(bench.events_so_far([body[:cut], body[cut:]]))[-1] == expected, cut
