@@ -4,7 +4,11 @@ N concurrent streaming clients beside the same server at --max-batch 1.
     python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30] [--rounds 3]
                                      [--devices cpu,cpu-numba] [--in-process-only]
 
-1. One step, in-process. For one stream: the single-sequence decode step
+1. In-process. First the engine (cpu-numba) with 8 requests at once, their
+   tokens read by 8 threads, one each, as the server's routes read them,
+   against one thread reading one request after another: what waking a
+   reader for every sequence at every step costs, without HTTP.
+   Then one step. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
    on both CPU backends (reference/paged.py; its small operations compiled,
    backends/numba_cpu.py), and that step's matrix products alone (4 a layer,
@@ -313,6 +317,52 @@ def prefix_cache_ttft(model, tries=5, length=200):
     print()
 
 
+def readers_cost(compiled, rounds=4, n=8, new_tokens=128):
+    """The engine in-process (cpu-numba), n requests at once, their tokens read
+    by n threads, one each, as the server's routes read them (every step wakes
+    n threads), against one thread reading the requests one after another
+    (the tokens wait in their queues; no thread but one wakes). Taking turns;
+    the median round of each: tokens/s and the engine's mean step of n."""
+    prompts = [compiled.tokenizer.encode(line) for line in rust_lines()[:n]]
+    engine, steps = Engine(compiled), []
+    engine.on_step = lambda seconds, sequences: steps.append(seconds) if sequences == n else None
+
+    def read(request):
+        for _ in request.stream():
+            pass
+
+    def by_threads(requests):
+        threads = [threading.Thread(target=read, args=(r,)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def one_after_another(requests):
+        for r in requests:
+            read(r)
+
+    ways = {f"{n} threads, one each (as the server's routes)": (by_threads, []),
+            "one thread, one request after another": (one_after_another, [])}
+    try:
+        for i in range(rounds):
+            for read_all, runs in ways.values():
+                steps.clear()
+                t0 = time.perf_counter()
+                read_all([engine.submit(prompt, Settings(max_new_tokens=new_tokens, seed=i)) for prompt in prompts])
+                runs.append((n * new_tokens / (time.perf_counter() - t0), 1000 * statistics.mean(steps)))
+    finally:
+        engine.stop()
+    print(f"the engine in-process (cpu-numba), {n} requests of {new_tokens} tokens at once, "
+          f"the median of {rounds} rounds:")
+    print(f"| their tokens read by | tok/s | mean step of {n} ms |")
+    print("| --- | --- | --- |")
+    for label, (_, runs) in ways.items():
+        rate, step_ms = sorted(runs)[len(runs) // 2]
+        print(f"| {label} | {rate:,.0f} | {step_ms:.2f} |")
+    print()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -493,6 +543,10 @@ def main():
     print(f"cpu-numba: rows in fours: {'yes' if compiled.in_fours else 'no (the compiler cut their sums unlike)'}; "
           f"on all {compiled.cores} cores: {'yes' if compiled.on_all_cores else 'no'}")
     print()
+    # First, while no thread of this process has run cpu-numba's parallel loops but the engine's: OpenMP
+    # keeps a team for each thread that started parallel work, and more teams than cores sleep sooner
+    # (NumbaCpuModel.all_cores_serve): after the step tables, the engine's steps here took 2x as long.
+    readers_cost(compiled)
     step_costs(model, compiled, args.repeat)
     matmul_ceiling(model, compiled, args.repeat)
     blas_row_counts(model)
