@@ -18,7 +18,7 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    engine does) and by one matrix product over all rows (not invariant):
    the difference is what invariance costs; and the compiled step as the
    server runs it (on all cores), on one core, and on one core with the rows
-   one at a time instead of four at a time. The
+   one at a time instead of in tiles of eight or four. The
    timed steps take turns, best of --repeat rounds, so that a noisy
    neighbour slows them alike. Then one row's attention alone, hot in the
    cache and right after all the step's weights went through it, as they do
@@ -63,7 +63,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference import Settings, load_model
-from inference.backends.numba_cpu import NumbaCpuModel, attend, compiled_sample, product
+from inference.backends.numba_cpu import PANEL, NumbaCpuModel, attend, compiled_sample, product
 from inference.engine import Engine
 from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
@@ -118,11 +118,11 @@ def step_costs(model, compiled, repeat, position=128):
             rows[w.shape[0]] @ w
 
     compiled_weights = compiled_step_weights(compiled)
-    outs = [np.empty((1, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
+    outs = [np.empty((1, n_out), dtype=np.float32) for _, _, n_out in compiled_weights]
 
     def compiled_products_alone():  # the same through cpu-numba's own product, as its step does them
-        for w_t, out in zip(compiled_weights, outs):
-            product(rows[w_t.shape[1]], w_t, out, compiled.in_fours, compiled.on_all_cores)
+        for (panels, n_in, _), out in zip(compiled_weights, outs):
+            product(rows[n_in], panels, out, compiled.tile_rows, compiled.on_all_cores)
 
     ref_ms, engine_ms, mm_ms = best_ms([reference_step, lambda: model.step_batch(pool, one), matmuls_alone], repeat)
     # cpu-numba's on their own: right after a step on BLAS's two threads, they still spin-wait on the cores
@@ -146,7 +146,7 @@ def step_costs(model, compiled, repeat, position=128):
     print()
     print(f"a step of N decoding sequences at position {position}:")
     print("| N | row by row (invariant) ms | tok/s | one matmul over the rows ms | tok/s | invariance costs "
-          "| cpu-numba ms | tok/s | on one core ms | cores gain | on one core, rows one at a time ms | fours gain |")
+          "| cpu-numba ms | tok/s | on one core ms | cores gain | on one core, rows one at a time ms | tiles gain |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     row_linear = paged.row_linear
 
@@ -168,7 +168,7 @@ def step_costs(model, compiled, repeat, position=128):
         # cpu-numba's on their own, as above
         fast, one_core, one_by_one = best_ms([lambda: compiled.step_batch(pool, batch),
                                               lambda: compiled_step(batch, on_all_cores=False),
-                                              lambda: compiled_step(batch, on_all_cores=False, in_fours=False)],
+                                              lambda: compiled_step(batch, on_all_cores=False, tile_rows=1)],
                                              repeat, calls=3)
         print(f"| {n} | {invariant:.2f} | {1000 * n / invariant:,.0f} | {batched:.2f} | {1000 * n / batched:,.0f} | "
               f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_core:.2f} | "
@@ -221,10 +221,11 @@ def step_weights(params):  # the weight matrices of a decode step (4 a layer, an
     return layers + [params["wte"].T]
 
 
-def compiled_step_weights(compiled):  # step_weights as cpu-numba holds them, [n_out, n_in]
+def compiled_step_weights(compiled):  # step_weights as cpu-numba holds them: (panels, n_in, n_out) each
     w = compiled.weights
-    return [w_t[layer] for layer in range(compiled.config.n_layer)
-            for w_t in (w.c_attn_w, w.attn_proj_w, w.c_fc_w, w.mlp_proj_w)] + [w.wte]
+    matrices = [panels[layer] for layer in range(compiled.config.n_layer)
+                for panels in (w.c_attn_w, w.attn_proj_w, w.c_fc_w, w.mlp_proj_w)] + [w.lm_head]
+    return [(panels, panels.shape[1] // PANEL, PANEL * panels.shape[0]) for panels in matrices]
 
 
 def matmul_ceiling(model, compiled, repeat, n=8):
@@ -242,16 +243,16 @@ def matmul_ceiling(model, compiled, repeat, n=8):
     at_once = [lambda: [inputs[w.shape[0]] @ w for w in weights]]
     names = ["NumPy (OpenBLAS)"]
     compiled_weights = compiled_step_weights(compiled)
-    outs = [np.empty((n, w_t.shape[0]), dtype=np.float32) for w_t in compiled_weights]
+    outs = [np.empty((n, n_out), dtype=np.float32) for _, _, n_out in compiled_weights]
     products = {"1 core": False}
     if compiled.on_all_cores:
         products[f"{compiled.cores} cores"] = True
     for cores, all_cores in products.items():
         one_at_a_time.append(lambda all_cores=all_cores: [
-            product(inputs[w_t.shape[1]][i:i + 1], w_t, out[i:i + 1], compiled.in_fours, all_cores)
-            for w_t, out in zip(compiled_weights, outs) for i in range(n)])
-        at_once.append(lambda all_cores=all_cores: [product(inputs[w_t.shape[1]], w_t, out, compiled.in_fours,
-                                                            all_cores) for w_t, out in zip(compiled_weights, outs)])
+            product(inputs[n_in][i:i + 1], panels, out[i:i + 1], compiled.tile_rows, all_cores)
+            for (panels, n_in, _), out in zip(compiled_weights, outs) for i in range(n)])
+        at_once.append(lambda all_cores=all_cores: [product(inputs[n_in], panels, out, compiled.tile_rows, all_cores)
+                                                    for (panels, n_in, _), out in zip(compiled_weights, outs)])
         names.append(f"cpu-numba's products, {cores}")
     try:
         import torch
@@ -543,7 +544,7 @@ def main():
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}")
-    print(f"cpu-numba: rows in fours: {'yes' if compiled.in_fours else 'no (the compiler cut their sums unlike)'}; "
+    print(f"cpu-numba: products {compiled.tile_rows} rows at a time; "
           f"on all {compiled.cores} cores: {'yes' if compiled.on_all_cores else 'no'}")
     print()
     # First, while no thread of this process has run cpu-numba's parallel loops but the engine's: OpenMP

@@ -9,8 +9,8 @@ from numba import njit
 
 from inference import load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import (compiled_sample, exp32, kth_largest, rows_times, rows_times_on_all_cores,
-                                          sample_row)
+from inference.backends.numba_cpu import (PANEL, compiled_sample, exp32, kth_largest, panels_of, rows_times,
+                                          rows_times_on_all_cores, sample_row)
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -66,38 +66,48 @@ def test_a_row_is_the_same_bits_alone_in_a_batch_and_token_by_token(compiled):
     assert np.array_equal(logits[0], alone[1])
 
 
-@pytest.mark.parametrize("n_in, n_out", [(256, 768), (1024, 256), (256, 4096), (24, 5)])
+@pytest.mark.parametrize("n_in, n_out", [(256, 768), (1024, 256), (256, 4096), (24, 5), (3, 37)])
 def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company(n_in, n_out):
-    """The compiled product at the shipped model's widths (and a small odd
-    one): each output within float32 rounding of float64's, and every row's
-    bits the same among 1 to 9 rows (fours and the rows left over) as alone,
-    on one core and with the outputs shared among the cores. (Fours keep the
-    bits where the compiler cut both loops' sums alike, as it does here; the
-    model checks its own step for it at load.)"""
+    """The compiled product at the shipped model's widths (and small odd
+    ones: a last panel part empty): each output within float32 rounding of
+    float64's, and every row's bits the same among 1 to 19 rows (tiles of
+    eight, four and the rows left over) as alone, on one core and with the
+    panels shared among the cores."""
     w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32)  # [n_out, n_in]
-    x = RNG.standard_normal((9, n_in)).astype(np.float32)
-    alone = np.concatenate([rows_times(x[i:i + 1], w_t, np.empty((1, n_out), np.float32), False) for i in range(9)])
+    x = RNG.standard_normal((19, n_in)).astype(np.float32)
+    panels = panels_of(w_t)
+    alone = np.concatenate([rows_times(x[i:i + 1], panels, np.empty((1, n_out), np.float32), 1) for i in range(19)])
     want = x.astype(np.float64) @ w_t.T.astype(np.float64)
     assert np.allclose(alone, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
     for times in rows_times, rows_times_on_all_cores:
-        for in_fours in False, True:
-            for n in range(1, 10):
-                together = times(x[:n], w_t, np.empty((n, n_out), np.float32), in_fours)
+        for tile_rows in 1, 4, 8:
+            for n in range(1, 20):
+                out = np.full((n + 1, n_out), np.nan, np.float32)  # a row past the end, to show no lane spills into it
+                together = times(x[:n], panels, out[:n], tile_rows)
                 assert np.array_equal(together, alone[:n])
+                assert np.isnan(out[n]).all()
 
 
-def test_the_shipped_model_computes_rows_in_fours_and_on_all_cores_here(shipped_model_dir):
-    """On the machine the tests run on, the compiler cuts both loops of
-    rows_times alike, and Numba has a thread pool that serves (OpenMP here)
-    and compiles the parallel loops to the same sums; were it not so,
-    cpu-numba would run one row at a time, on one core."""
+def test_panels_hold_each_output_s_weights_in_k_order():
+    w_t = np.arange(3 * 20, dtype=np.float32).reshape(20, 3)  # [n_out, n_in]
+    panels = panels_of(w_t)  # [2, 3 * 16]: outputs 0..15, then 16..19 and 12 zero outputs
+    assert panels.shape == (2, 3 * PANEL)
+    assert np.array_equal(panels[0].reshape(3, PANEL), w_t[:16].T)
+    assert np.array_equal(panels[1].reshape(3, PANEL)[:, :4], w_t[16:].T)
+    assert not panels[1].reshape(3, PANEL)[:, 4:].any()
+
+
+def test_the_shipped_model_computes_on_all_cores_here(shipped_model_dir):
+    """On the machine the tests run on, Numba has a thread pool that serves
+    (OpenMP here) and compiles the parallel loops to the same sums; were it
+    not so, cpu-numba would run on one core."""
     model = load_model(shipped_model_dir, device="cpu-numba")
-    assert model.in_fours
+    assert model.tile_rows in (4, 8)
     assert model.on_all_cores or model.cores == 1
 
 
 def test_a_step_on_all_cores_gives_each_sequence_its_bits_alone_on_one_core(shipped_model_dir):
-    """Prompts of several lengths in one step (57 rows: products in fours and
+    """Prompts of several lengths in one step (57 rows: products in tiles of rows and
     the attention's rows shared among the cores), then a decode step of the
     five: each sequence's logits the same bits as alone on one core."""
     model = load_model(shipped_model_dir, device="cpu-numba")
@@ -119,7 +129,7 @@ def test_a_step_on_all_cores_gives_each_sequence_its_bits_alone_on_one_core(ship
         assert np.array_equal(got_token, token_logits)
 
 
-def step_changed(when, change):  # step_logits, its logits changed where when(in_fours, all_cores)
+def step_changed(when, change):  # step_logits, its logits changed where when(tile_rows, all_cores)
     step_logits = numba_cpu.step_logits
 
     def changed(*args):
@@ -140,15 +150,8 @@ def test_the_model_keeps_to_one_core_where_all_cores_would_change_the_bits(shipp
     model = load_model(shipped_model_dir, device="cpu-numba")
     if not model.on_all_cores:
         pytest.skip("cpu-numba runs on one core here")
-    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: all_cores, one_step_off))
+    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda tile_rows, all_cores: all_cores, one_step_off))
     assert not model.all_cores_serve()
-
-
-def test_the_model_takes_rows_one_at_a_time_where_fours_would_change_the_bits(shipped_model_dir, monkeypatch):
-    model = load_model(shipped_model_dir, device="cpu-numba")
-    assert model.fours_keep_bits()
-    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: in_fours, one_step_off))
-    assert not model.fours_keep_bits()
 
 
 def test_the_model_keeps_to_one_core_where_its_parallel_loops_fail(shipped_model_dir, monkeypatch, caplog):
@@ -157,7 +160,7 @@ def test_the_model_keeps_to_one_core_where_its_parallel_loops_fail(shipped_model
     def fails(logits):
         raise RuntimeError("a parallel loop failed")
 
-    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda in_fours, all_cores: all_cores, fails))
+    monkeypatch.setattr(numba_cpu, "step_logits", step_changed(lambda tile_rows, all_cores: all_cores, fails))
     assert not model.all_cores_serve()
     assert "cpu-numba keeps to one core" in caplog.text
 

@@ -27,19 +27,22 @@ branch the compiler cannot turn into arithmetic: GELU's and the softmax's
 exp is `exp32`, e^x as arithmetic instead of a call to the C library, and
 no division is checked for a zero divisor (error_model "numpy").
 
-The products are our own (`rows_times`), not NumPy's: each output a compiled
-dot product, rows four at a time to share each weight's load. OpenBLAS's
-product for a few rows is not batch invariant, and its matrix-vector product
-per row, which is, took 2.1-3.0x as long for one row on the same two cores
-(scripts/bench_batching.py's first table). Every loop works on each row alone
-(rows_times's fours give a row the bits it has alone, checked at load), so a
-row's bits do not depend on the others in its batch: batch invariance holds
-here too. The loops sum in their own order (and
-`fastmath` lets the compiler reorder sums into vector instructions), so the
-results are the reference's to float32 rounding, not bit for bit; the tests
-check them against it as they check the CUDA backend. Penalties and
-log-probabilities stay NumPy's (reference/sampling.py's `choose`), and so do
-single-sequence sessions (`new_session`, `forward`). Loading the model
+The products are our own (`rows_times`), not NumPy's, built as fast matrix
+products are: the weights in panels of 16 outputs, and a tile of rows (eight
+with AVX-512, four with AVX2) whose 16 sums a row stay in vector registers
+(vectors.py) while the panel streams past, each weight loaded once for the
+whole tile. Every output is its terms summed in k order, one fused
+multiply-add each, in any tile: a row's bits do not depend on the others in
+its batch, and batch invariance holds by construction. OpenBLAS's product
+for a few rows is not invariant, and its matrix-vector product per row,
+which is, took 2.1-3.0x as long for one row on the same two cores
+(scripts/bench_batching.py's first table). The other loops work on each row
+alone, and sum in their own order (`fastmath` lets the compiler reorder
+sums into vector instructions), so the results are the reference's to
+float32 rounding, not bit for bit; the tests check them against it as
+they check the CUDA backend. Penalties and log-probabilities stay NumPy's
+(reference/sampling.py's `choose`), and so do single-sequence sessions
+(`new_session`, `forward`). Loading the model
 compiles the step (its checks run it; 13 s on a 2-core CPU, before
 the server listens), and Numba caches it on disk.
 
@@ -57,6 +60,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
@@ -64,6 +68,7 @@ from ..reference.paged import Chunk, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
 from . import DeviceError
 from .numpy_backend import NumpyModel
+from .vectors import LANES, fma, load, splat, store, zeros
 
 # Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
 # infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
@@ -300,65 +305,128 @@ def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
     return int(token)
 
 
-@njit(**LOOP)
-def times_columns(x, w_t, out, j0, j1, in_fours):  # out[:, j0:j1] = x [N, n_in] @ w_t[j0:j1].T
-    """Each output is one dot product over n_in, a compiled loop (vector
-    instructions, its own order of sums). The weights come transposed, a row
-    per output, so that both operands of a dot product lie in a row.
-    With `in_fours`, rows go four at a time: each weight row, loaded once,
-    serves four rows of x, where a matrix-vector product per row reads every
-    weight for every row. A row's bits are the same in a four or alone only if
-    the compiler made the same sums of both loops (`fours_keep_bits`)."""
-    N, K = x.shape
-    i = 0
-    while in_fours and i + 4 <= N:
-        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
-        for j in range(j0, j1):
-            w = w_t[j]
-            s0, s1, s2, s3 = np.float32(0), np.float32(0), np.float32(0), np.float32(0)
-            for k in range(K):
-                s0 += x0[k] * w[k]
-                s1 += x1[k] * w[k]
-                s2 += x2[k] * w[k]
-                s3 += x3[k] * w[k]
-            out[i, j], out[i + 1, j], out[i + 2, j], out[i + 3, j] = s0, s1, s2, s3
-        i += 4
-    for i in range(i, N):  # the rest, one at a time
-        for j in range(j0, j1):
-            w, s = w_t[j], np.float32(0)
-            for k in range(K):
-                s += x[i, k] * w[k]
-            out[i, j] = s
+PANEL = 2 * LANES  # outputs a panel: two vectors, so that each x[k] fetched feeds two multiply-adds
+# Rows a tile: eight rows' 16 sums take 16 vector registers, which only AVX-512's 32 leave room beside the
+# panel's two and x[k]; with AVX2's 16, four rows (8 sums) keep to registers.
+TILE_ROWS = 8 if llvm.get_host_cpu_features().get("avx512f") else 4
+
+
+def panels_of(w_t):  # [n_out, n_in] -> [ceil(n_out / 16), n_in * 16], padded with zero outputs
+    """A product's weights as the tiles read them: panel p holds outputs
+    16p..16p+15, and its k-th 16 floats are their weights for input k, so a
+    tile walks each panel front to back."""
+    n_out, n_in = w_t.shape
+    padded = np.zeros((-(-n_out // PANEL) * PANEL, n_in), np.float32)
+    padded[:n_out] = w_t
+    return np.ascontiguousarray(padded.reshape(-1, PANEL, n_in).transpose(0, 2, 1).reshape(-1, n_in * PANEL))
 
 
 @njit(**LOOP)
-def rows_times(x, w_t, out, in_fours):  # [N, n_in] x [n_out, n_in] -> out [N, n_out] = x @ w_t.T, on one core
-    times_columns(x, w_t, out, 0, w_t.shape[0], in_fours)
+def one_row(x, panel, out, i, j):  # out[i, j:j + 16] = x[i] @ panel's 16 outputs
+    """The tile one row high: row i's 16 sums in two vectors, a (outputs
+    j..j+7) and b (j+8..j+15); for each input k, x[i, k] times the panel's
+    16 weights for k, added in. four_rows and eight_rows do the same for
+    more rows, each weight loaded once for all of them."""
+    a, b = zeros(), zeros()
+    for k in range(x.shape[1]):
+        w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
+        s = splat(x[i, k])
+        a, b = fma(s, w0, a), fma(s, w1, b)
+    store(out[i], j, a), store(out[i], j + LANES, b)
+
+
+@njit(**LOOP)
+def four_rows(x, panel, out, i, j):  # out[i:i + 4, j:j + 16] = x[i:i + 4] @ panel's 16 outputs
+    a0, a1, a2, a3, b0, b1, b2, b3 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
+    for k in range(x.shape[1]):
+        w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
+        s = splat(x[i, k])
+        a0, b0 = fma(s, w0, a0), fma(s, w1, b0)
+        s = splat(x[i + 1, k])
+        a1, b1 = fma(s, w0, a1), fma(s, w1, b1)
+        s = splat(x[i + 2, k])
+        a2, b2 = fma(s, w0, a2), fma(s, w1, b2)
+        s = splat(x[i + 3, k])
+        a3, b3 = fma(s, w0, a3), fma(s, w1, b3)
+    for r, (a, b) in enumerate(((a0, b0), (a1, b1), (a2, b2), (a3, b3))):
+        store(out[i + r], j, a), store(out[i + r], j + LANES, b)
+
+
+@njit(**LOOP)
+def eight_rows(x, panel, out, i, j):  # out[i:i + 8, j:j + 16] = x[i:i + 8] @ panel's 16 outputs
+    a0, a1, a2, a3, a4, a5, a6, a7 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
+    b0, b1, b2, b3, b4, b5, b6, b7 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
+    for k in range(x.shape[1]):
+        w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
+        s = splat(x[i, k])
+        a0, b0 = fma(s, w0, a0), fma(s, w1, b0)
+        s = splat(x[i + 1, k])
+        a1, b1 = fma(s, w0, a1), fma(s, w1, b1)
+        s = splat(x[i + 2, k])
+        a2, b2 = fma(s, w0, a2), fma(s, w1, b2)
+        s = splat(x[i + 3, k])
+        a3, b3 = fma(s, w0, a3), fma(s, w1, b3)
+        s = splat(x[i + 4, k])
+        a4, b4 = fma(s, w0, a4), fma(s, w1, b4)
+        s = splat(x[i + 5, k])
+        a5, b5 = fma(s, w0, a5), fma(s, w1, b5)
+        s = splat(x[i + 6, k])
+        a6, b6 = fma(s, w0, a6), fma(s, w1, b6)
+        s = splat(x[i + 7, k])
+        a7, b7 = fma(s, w0, a7), fma(s, w1, b7)
+    for r, (a, b) in enumerate(((a0, b0), (a1, b1), (a2, b2), (a3, b3), (a4, b4), (a5, b5), (a6, b6), (a7, b7))):
+        store(out[i + r], j, a), store(out[i + r], j + LANES, b)
+
+
+@njit(**LOOP)
+def panels_times(x, panels, out, p0, p1, tile_rows):  # out[:, 16 p0:16 p1] = x [N, n_in] @ those panels
+    """Each panel, once fetched, serves every row, tile_rows rows at a time
+    (the rows left over in fours, then one by one): a tile's sums stay in
+    registers for the whole of n_in, and each weight loaded feeds a
+    multiply-add per row of the tile. Every output is the sum of its terms in
+    k order, one fused multiply-add each, whatever the tile: a row gets the
+    same bits alone as among any others (batch invariance by construction)."""
+    N = x.shape[0]
+    for p in range(p0, p1):
+        panel, j, i = panels[p], PANEL * p, 0
+        while tile_rows >= 8 and i + 8 <= N:
+            eight_rows(x, panel, out, i, j)
+            i += 8
+        while tile_rows >= 4 and i + 4 <= N:
+            four_rows(x, panel, out, i, j)
+            i += 4
+        for i in range(i, N):
+            one_row(x, panel, out, i, j)
+
+
+@njit(**LOOP)
+def rows_times(x, panels, out, tile_rows):  # x [N, n_in] @ panels_of(w_t) -> out [N, n_out] = x @ w_t.T, one core
+    panels_times(x, panels, out, 0, panels.shape[0], tile_rows)
     return out
 
 
-COLUMNS = 64  # outputs a task: 64 weight rows of 1 KB (4 KB at n_in 1024) stay in the core's cache
+PANELS = 4  # panels a task: 64 outputs, whose weights (64 KB, 256 KB at n_in 1024) stay in the core's cache
 # One step's compiled loops at a time in a process: where OpenMP and TBB are missing, Numba's own
 # thread pool (its "workqueue" layer) ends the process if two threads start parallel work at once.
 ALL_CORES = threading.Lock()
 
 
 @njit(**LOOP, parallel=True)
-def rows_times_on_all_cores(x, w_t, out, in_fours):  # rows_times, its outputs shared among Numba's threads
+def rows_times_on_all_cores(x, panels, out, tile_rows):  # rows_times, its panels shared among Numba's threads
     """Each output is computed as rows_times computes it, by the same compiled
     loop, so the bits do not depend on which core took it: the outputs are
-    cut into tasks of COLUMNS, not the sums."""
-    n_out = w_t.shape[0]
-    for task in prange((n_out + COLUMNS - 1) // COLUMNS):
-        times_columns(x, w_t, out, task * COLUMNS, min(n_out, (task + 1) * COLUMNS), in_fours)
+    cut into tasks of PANELS panels, not the sums."""
+    n_panels = panels.shape[0]
+    for task in prange((n_panels + PANELS - 1) // PANELS):
+        panels_times(x, panels, out, task * PANELS, min(n_panels, (task + 1) * PANELS), tile_rows)
     return out
 
 
 @njit(**LOOP)
-def product(x, w_t, out, in_fours, all_cores):  # x [N, n_in] @ w_t [n_out, n_in].T -> out [N, n_out]
+def product(x, panels, out, tile_rows, all_cores):  # x [N, n_in] @ panels -> out [N, n_out]
     if all_cores:
-        return rows_times_on_all_cores(x, w_t, out, in_fours)
-    return rows_times(x, w_t, out, in_fours)
+        return rows_times_on_all_cores(x, panels, out, tile_rows)
+    return rows_times(x, panels, out, tile_rows)
 
 
 @njit(**LOOP)
@@ -376,20 +444,21 @@ def attention(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tab
 
 class Weights(NamedTuple):
     """The parameters as step_logits takes them: each layer's stacked, [n_layer, ...],
-    the products' weights transposed (a row per output, as rows_times reads them)."""
-    wte: np.ndarray          # [V, C]: the token embeddings, and the LM head (a row per output already)
+    the products' weights in panels (panels_of: [P, n_in * 16] a product)."""
+    wte: np.ndarray          # [V, C]: the token embeddings
+    lm_head: np.ndarray      # [V / 16, C * 16]: wte in panels, the LM head's product
     wpe: np.ndarray          # [n_ctx, C]
     ln_1_g: np.ndarray       # [L, C]
     ln_1_b: np.ndarray       # [L, C]
-    c_attn_w: np.ndarray     # [L, 3C, C]
+    c_attn_w: np.ndarray     # [L, 3C / 16, C * 16]
     c_attn_b: np.ndarray     # [L, 3C]
-    attn_proj_w: np.ndarray  # [L, C, C]
+    attn_proj_w: np.ndarray  # [L, C / 16, C * 16]
     attn_proj_b: np.ndarray  # [L, C]
     ln_2_g: np.ndarray       # [L, C]
     ln_2_b: np.ndarray       # [L, C]
-    c_fc_w: np.ndarray       # [L, 4C, C]
+    c_fc_w: np.ndarray       # [L, 4C / 16, C * 16]
     c_fc_b: np.ndarray       # [L, 4C]
-    mlp_proj_w: np.ndarray   # [L, C, 4C]
+    mlp_proj_w: np.ndarray   # [L, C / 16, 4C * 16]
     mlp_proj_b: np.ndarray   # [L, C]
     ln_f_g: np.ndarray       # [C]
     ln_f_b: np.ndarray       # [C]
@@ -398,9 +467,9 @@ class Weights(NamedTuple):
 def stacked_weights(params) -> Weights:
     blocks = params["blocks"]
 
-    def stack(get, transpose=False):
-        return np.ascontiguousarray(np.stack([get(blk).T if transpose else get(blk) for blk in blocks]))
-    return Weights(params["wte"], params["wpe"],
+    def stack(get, panels=False):  # w [n_in, n_out] -> its panels (of w.T, a row per output)
+        return np.ascontiguousarray(np.stack([panels_of(get(blk).T) if panels else get(blk) for blk in blocks]))
+    return Weights(params["wte"], panels_of(params["wte"]), params["wpe"],
                    stack(lambda b: b["ln_1"]["g"]), stack(lambda b: b["ln_1"]["b"]),
                    stack(lambda b: b["attn"]["c_attn"]["w"], True), stack(lambda b: b["attn"]["c_attn"]["b"]),
                    stack(lambda b: b["attn"]["c_proj"]["w"], True), stack(lambda b: b["attn"]["c_proj"]["b"]),
@@ -412,7 +481,7 @@ def stacked_weights(params) -> Weights:
 
 @njit(**LOOP)
 def step_logits(w, ids, positions, seq, slot_mapping, block_tables, last_rows, pool_k, pool_v, block_size, n_head,
-                eps, in_fours, all_cores):
+                eps, tile_rows, all_cores):
     """One step, every row through every layer (the module's docstring), then
     the logits of last_rows. w: Weights; the rows [N] as
     reference.paged.batch_rows gives them; pool_k, pool_v [L, slots, C].
@@ -426,19 +495,19 @@ def step_logits(w, ids, positions, seq, slot_mapping, block_tables, last_rows, p
     qkv, fc = np.empty((N, 3 * C), np.float32), np.empty((N, 4 * C), np.float32)
     normalize_rows(x, w.ln_1_g[0], w.ln_1_b[0], eps, h)
     for layer in range(L):
-        product(h, w.c_attn_w[layer], qkv, in_fours, all_cores)
+        product(h, w.c_attn_w[layer], qkv, tile_rows, all_cores)
         attention(qkv, w.c_attn_b[layer], pool_k[layer], pool_v[layer], slot_mapping, positions, seq, block_tables,
                   block_size, n_head, att, all_cores)
-        product(att, w.attn_proj_w[layer], y, in_fours, all_cores)
+        product(att, w.attn_proj_w[layer], y, tile_rows, all_cores)
         residual_layer_norm(x, y, w.attn_proj_b[layer], w.ln_2_g[layer], w.ln_2_b[layer], eps, h)
-        bias_gelu(product(h, w.c_fc_w[layer], fc, in_fours, all_cores), w.c_fc_b[layer])
-        product(fc, w.mlp_proj_w[layer], y, in_fours, all_cores)
+        bias_gelu(product(h, w.c_fc_w[layer], fc, tile_rows, all_cores), w.c_fc_b[layer])
+        product(fc, w.mlp_proj_w[layer], y, tile_rows, all_cores)
         if layer + 1 < L:  # the next layer norm reads the residual stream
             residual_layer_norm(x, y, w.mlp_proj_b[layer], w.ln_1_g[layer + 1], w.ln_1_b[layer + 1], eps, h)
         else:
             residual_layer_norm(x, y, w.mlp_proj_b[layer], w.ln_f_g, w.ln_f_b, eps, h)
     logits = np.empty((last_rows.shape[0], w.wte.shape[0]), dtype=np.float32)
-    return product(h[last_rows], w.wte, logits, in_fours, all_cores)
+    return product(h[last_rows], w.lm_head, logits, tile_rows, all_cores)
 
 
 class NumbaCpuModel(NumpyModel):
@@ -448,9 +517,9 @@ class NumbaCpuModel(NumpyModel):
         super().__init__(config, params, tokenizer, name)
         self.weights = stacked_weights(params)
         self.cores = numba.config.NUMBA_NUM_THREADS  # by default the cores this process may run on
-        self.in_fours = self.on_all_cores = False  # until checked: rows one at a time on one core
+        self.tile_rows, self.on_all_cores = TILE_ROWS, False  # on one core until checked
         try:
-            self.in_fours = self.fours_keep_bits()  # the first step: it compiles (or loads) every loop
+            self.small_step()  # the first step: it compiles (or loads from Numba's cache) every loop
         except ValueError as e:  # NUMBA_THREADING_LAYER asks for a thread pool that is not here
             raise DeviceError(f"cpu-numba cannot compile its loops: {e}") from e
         self.on_all_cores = self.cores > 1 and self.all_cores_serve()
@@ -469,7 +538,7 @@ class NumbaCpuModel(NumpyModel):
         _, last_rows = sampled_rows(chunks)
         with ALL_CORES:
             return step_logits(self.weights, ids, positions, seq, slot_mapping, tables, last_rows, pool.k, pool.v,
-                               pool.block_size, self.config.n_head, np.float32(self.config.eps), self.in_fours,
+                               pool.block_size, self.config.n_head, np.float32(self.config.eps), self.tile_rows,
                                self.on_all_cores)
 
     def small_step(self, block_size=4):  # -> [4, V]: the logits of two steps
@@ -485,27 +554,17 @@ class NumbaCpuModel(NumpyModel):
         return np.concatenate([three, self.batch_logits(pool, [Chunk([int(three[0].argmax())], 9, [0, 1, 2], greedy)])])
 
     @contextmanager
-    def loops(self, **settings):  # in_fours, on_all_cores as given, for what runs within
-        was = self.in_fours, self.on_all_cores
+    def loops(self, **settings):  # tile_rows, on_all_cores as given, for what runs within
+        was = self.tile_rows, self.on_all_cores
         self.__dict__.update(settings)
         try:
             yield
         finally:
-            self.in_fours, self.on_all_cores = was
+            self.tile_rows, self.on_all_cores = was
 
-    def with_loops(self, **settings):  # -> small_step's logits with in_fours, on_all_cores as given
+    def with_loops(self, **settings):  # -> small_step's logits with tile_rows, on_all_cores as given
         with self.loops(**settings):
             return self.small_step()
-
-    def fours_keep_bits(self) -> bool:
-        """The compiler picks how each dot product is cut into vector sums,
-        for each loop on its own (and anew where one is compiled into
-        another). Where it cut rows_times's four-row loop and its one-row
-        loop alike, a row's bits do not depend on its company: checked once,
-        by the whole step on the model's own widths, against every row alone
-        (a different order of sums would change some of the bits). Where not,
-        the model takes its rows one at a time, the same loop for every row."""
-        return np.array_equal(self.with_loops(in_fours=True), self.with_loops(in_fours=False))
 
     def all_cores_serve(self) -> bool:
         """Whether Numba found a thread pool that serves (OpenMP or TBB: its
