@@ -42,9 +42,8 @@ sums into vector instructions), so the results are the reference's to
 float32 rounding, not bit for bit; the tests check them against it as
 they check the CUDA backend. Penalties and log-probabilities stay NumPy's
 (reference/sampling.py's `choose`), and so do single-sequence sessions
-(`new_session`, `forward`). Loading the model
-compiles the step (its checks run it; 13 s on a 2-core CPU, before
-the server listens), and Numba caches it on disk.
+(`new_session`, `forward`). Loading the model compiles the step (10 s on
+a 2-core CPU, before the server listens), and Numba caches it on disk.
 
 Every core takes part in a step: each product's outputs are shared among
 them (`rows_times_on_all_cores`), and so are the rows' attentions
