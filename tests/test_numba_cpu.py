@@ -11,6 +11,7 @@ from inference import load_model
 from inference.backends import DeviceError, numba_cpu
 from inference.backends.numba_cpu import (PANEL, compiled_sample, exp32, kth_largest, panels_of, rows_times,
                                           rows_times_on_all_cores, sample_row)
+from inference.backends.vectors import LANES, fma, load, splat, store
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, sample
 from test_sampling_kernel import near_a_boundary
@@ -86,6 +87,23 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
                 together = times(x[:n], panels, out[:n], tile_rows)
                 assert np.array_equal(together, alone[:n])
                 assert np.isnan(out[n]).all()
+
+
+@njit
+def multiply_add_rows(x, w, c, out):  # out[j:j + 8] = x[j // 8] * w[j:j + 8] + c[j:j + 8], in vectors of 8
+    for j in range(0, out.shape[0], LANES):
+        store(out, j, fma(splat(x[j // LANES]), load(w, j), load(c, j)))
+
+
+def test_vectors_multiply_and_add_each_lane_rounding_once_and_store_only_the_lanes_that_fit():
+    x, w, c = (RNG.standard_normal(n).astype(np.float32) for n in (3, 24, 24))
+    out = np.full(21, np.nan, np.float32)  # the last vector's lanes 5..7 fall past the end
+    multiply_add_rows(x, w, c, out[:19])
+    # float64 holds x * w exactly; the sum then rounds once to float32 (rounding twice, to float64 first, errs
+    # only for sums within 2^-29 of a tie: none in these)
+    want = (np.repeat(x, LANES).astype(np.float64) * w + c).astype(np.float32)
+    assert np.array_equal(out[:19], want[:19])
+    assert np.isnan(out[19:]).all()
 
 
 def test_panels_hold_each_output_s_weights_in_k_order():

@@ -1,5 +1,5 @@
 """Eight float32s as one value, for Numba: what cpu-numba's matrix product
-is made of (numba_cpu.py, `tile_times`).
+is made of (numba_cpu.py, `rows_times`).
 
 Numba turns a loop into vector instructions only where the compiler sees how,
 and it keeps a sum in a register only where it can prove no array write
