@@ -13,7 +13,8 @@ setup(
     packages=find_packages(include=["inference", "inference.*"]),
     package_data={"inference": ["openapi.json", "playground.html"]},
     install_requires=[
-        "numpy>=1.24",
+        # numba-cuda 0.30.4 registers np.row_stack, which NumPy 2.5 removed: with 2.5 no kernel compiles.
+        "numpy>=1.24,<2.5",
         "numba>=0.59",
         "numba-cuda>=0.20",
         "regex>=2023.0",

@@ -121,8 +121,11 @@ def sample(logits, temperature, top_k, top_p, coin, min_p=0.0):  # [V] float32 .
         weights = np.exp((logits - logits.max()) / temperature)  # [V], max weight is 1
     kept = top_k_mask(weights, top_k) & (weights >= np.float32(min_p))
     kept &= top_p_mask(weights, kept, top_p)
-    cumulative = np.cumsum(np.where(kept, weights, np.float32(0)))  # [V], walks in id order
-    target = np.float32(coin) * cumulative[-1]
+    # [V], walks in id order. The running sum is float64: a float32 one, added in sequence over
+    # GPT-2's 50,257 weights, drifts by a few 1e-5 of the total: enough to move the pick of a coin
+    # near a boundary, where the GPU's sums (in chunks, then across them) drift far less.
+    cumulative = np.cumsum(np.where(kept, weights, np.float32(0)), dtype=np.float64)
+    target = np.float64(np.float32(coin)) * cumulative[-1]
     chosen = int(np.searchsorted(cumulative, target, side="right"))  # first index with sum > target
     return chosen if chosen < len(weights) and kept[chosen] else int(np.flatnonzero(kept)[-1])
 

@@ -34,11 +34,18 @@ def test_same_coin_same_token(temperature, top_k, top_p):
 
 
 def test_ties_at_the_top_k_and_top_p_boundaries():
-    logits = np.zeros(V, dtype=np.float32)
-    logits[[3, 10, 11, 12]] = [2.0, 1.0, 1.0, 1.0]  # top_k = 2 keeps 3 and all three tied 1.0s
+    # The rest weigh exactly 0, so every sum is of these four and no coin lands within rounding of a
+    # boundary (the walk's precision is test_same_coin_same_token's business).
+    logits = np.full(V, -1e4, dtype=np.float32)
+    logits[[3, 10, 11, 12]] = [2.0, 1.0, 1.0, 1.0]
+    weights = [1.0, np.exp(-1.0)]
+    assert 0.5 * (weights[0] + 3 * weights[1]) < weights[0] + weights[1]  # top_p 0.5 cuts inside the tie
     for coin in np.linspace(0.01, 0.99, sizes(3, 50), dtype=np.float32):
-        assert sampling_k.sample(device(logits), 1.0, 2, 1.0, coin) == sample(logits, 1.0, 2, 1.0, coin)
-        assert sampling_k.sample(device(logits), 1.0, 0, 0.3, coin) == sample(logits, 1.0, 0, 0.3, coin)
+        # top_k = 2 keeps 3 and all three tied at the second weight; top_p = 0.5 keeps them all too
+        for top_k, top_p in ((2, 1.0), (0, 0.5)):
+            want = sample(logits, 1.0, top_k, top_p, coin)
+            assert want in (3, 10, 11, 12)
+            assert sampling_k.sample(device(logits), 1.0, top_k, top_p, coin) == want
 
 
 @pytest.mark.parametrize("V_", sizes([1, 33], [1, 1000, 50257]))
