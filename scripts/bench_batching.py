@@ -2,7 +2,8 @@
 N concurrent streaming clients beside the same server at --max-batch 1.
 
     python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30] [--rounds 3]
-                                     [--devices cpu,cpu-numba] [--in-process-only]
+                                     [--devices cpu,cpu-numba] [--short-tries 20]
+                                     [--in-process-only | --servers-only]
 
 1. In-process. First the engine (cpu-numba) with 8 requests at once, their
    tokens read by 8 threads, one each, as the server's routes read them,
@@ -39,7 +40,7 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    end). The servers take turns, --rounds times (8 / N times as many below
    8 clients); the median round counts.
 3. A short request (16 tokens) sent while 8 long streams run: its time to
-   first token, p50 and p95 over 20 tries, at both settings.
+   first token, p50 and p95 over --short-tries tries (20), at both settings.
 Also, in-process: a 200-token prompt's time to first token the first time
 and again, when the prefix cache holds its blocks.
 """
@@ -450,7 +451,7 @@ def rust_lines():
     return [line for line in lines if len(line) > 20][:64]
 
 
-def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
+def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_tries):
     """All the servers run at once and take turns, round after round, so that a
     noisy neighbour slows them alike; the median round of each is reported."""
     prompts = rust_lines()
@@ -479,7 +480,7 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
             for key, results in runs.items():
                 rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
         for key, server in servers.items():
-            rows[key, "short"] = short_during_long(server.port, prompts)
+            rows[key, "short"] = short_during_long(server.port, prompts, short_tries)
     finally:
         for server in servers.values():
             server.stop()
@@ -498,7 +499,7 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
                   f"{cores:.2f} | {clients_cores:.2f} | {step_ms:.2f} | {busy:.0%} | "
                   f"{rate / rows[(device, 1), n][0]:.2f}x | {rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
     print()
-    print("a short request (16 tokens) while 8 long streams run, 20 tries:")
+    print(f"a short request (16 tokens) while 8 long streams run, {short_tries} tries:")
     print("| --device | --max-batch | p50 TTFT ms | p95 TTFT ms |")
     print("| --- | --- | --- | --- |")
     for device, max_batch in servers:
@@ -506,7 +507,7 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds):
         print(f"| {device} | {max_batch} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} |")
 
 
-def short_during_long(port, prompts, tries=20):
+def short_during_long(port, prompts, tries):
     stop = threading.Event()
 
     def long_stream(i):
@@ -535,15 +536,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each server measurement")
     ap.add_argument("--devices", default="cpu,cpu-numba", help="the servers' --device, each at --max-batch 16 and 1")
     ap.add_argument("--in-process-only", action="store_true", help="the step tables, not the servers")
+    ap.add_argument("--short-tries", type=int, default=20,
+                    help="short requests sent while 8 long streams run (at --max-batch 1 each waits for them)")
+    ap.add_argument("--servers-only", action="store_true", help="the servers, not the step tables")
     args = ap.parse_args()
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
+    print(f"model {args.model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
+          f"{platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}")
+    if not args.servers_only:
+        step_tables(args)
+    if not args.in_process_only:
+        clients_table(args.model, args.devices.split(","), [int(n) for n in args.clients.split(",")],
+                      args.new_tokens, args.rounds, args.short_tries)
+
+
+def step_tables(args):
     model = load_model(args.model, device="cpu")
     # the same weight arrays where it can (cpu-numba holds its layers' weights transposed): a second copy
     # of each would push the first out of the cache as they take turns
     compiled = NumbaCpuModel(model.config, model.params, model.tokenizer, model.name)
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
-    print(f"model {model.name}; {name}, {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}")
     print(f"cpu-numba: products {compiled.tile_rows} rows at a time; "
           f"on all {compiled.cores} cores: {'yes' if compiled.on_all_cores else 'no'}")
     print()
@@ -555,10 +567,6 @@ def main():
     matmul_ceiling(model, compiled, args.repeat)
     blas_row_counts(model)
     prefix_cache_ttft(model)
-    if args.in_process_only:
-        return
-    clients_table(args.model, args.devices.split(","), [int(n) for n in args.clients.split(",")], args.new_tokens,
-                  args.rounds)
 
 
 if __name__ == "__main__":
