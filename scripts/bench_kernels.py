@@ -356,22 +356,35 @@ def graph_costs(model, pool, batches, repeat):
               f"{'yes' if same else 'NO'} |")
 
 
-def empty_launch_us(n=2000):
-    """Host microseconds per launch of a kernel that does nothing, launched back to back."""
+def host_us(fn, n):
+    """Host microseconds per call of fn, called n times back to back (after one call that compiles)."""
     from numba import cuda
-
-    @cuda.jit
-    def nothing(x):
-        pass
-
-    x = cuda.device_array(1, dtype=np.float32)
-    nothing[1, 1](x)  # compiles
+    fn()
     cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
-        nothing[1, 1](x)
+        fn()
     cuda.synchronize()
     return (time.perf_counter() - t0) / n * 1e6
+
+
+def host_costs(n=2000):
+    """What the host pays, in microseconds: launching a kernel that does
+    nothing, with one array argument and with eight, and making a view of a
+    device array (`x[:8]`), which a step's code does for each slice it passes."""
+    from numba import cuda
+
+    @cuda.jit
+    def one(a):
+        pass
+
+    @cuda.jit
+    def eight(a, b, c, d, e, f, g, h):
+        pass
+
+    x = cuda.device_array((64, 64), dtype=np.float32)
+    return (host_us(lambda: one[1, 1](x), n), host_us(lambda: eight[1, 1](x, x, x, x, x, x, x, x), n),
+            host_us(lambda: x[:8], n))
 
 
 def timed_ms(step):
@@ -405,8 +418,9 @@ def launch_costs(model_dir, requests, prompt_tokens, repeat, warm_up=True):
     def engine_step(n):
         return lambda: model.step_batch(pool, [Chunk([token], len(prompt), table, greedy) for table in tables[:n]])
 
-    launch_us = empty_launch_us(200 if repeat == 1 else 2000)
-    print(f"kernel launches in a decode step; an empty kernel launches in {launch_us:.1f} us on the host:")
+    launch_us, launch_8_us, view_us = host_costs(200 if repeat == 1 else 2000)
+    print(f"kernel launches in a decode step; an empty kernel launches in {launch_us:.1f} us on the host "
+          f"({launch_8_us:.1f} us with 8 array arguments), and a view of a device array takes {view_us:.1f} us:")
     print("| step | kernel launches | launches x empty launch, ms | the step, ms |")
     print("| --- | --- | --- | --- |")
     for name, step in [("one sequence (CudaSession)", session_step), ("engine, 1 row", engine_step(1)),

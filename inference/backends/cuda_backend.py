@@ -7,6 +7,7 @@ never leave the GPU, the sampling kernel picks the token there.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import cuda
@@ -72,25 +73,24 @@ class CudaModel:
         host, so the whole of it can be captured as one CUDA graph
         (scripts/bench_kernels.py tries that)."""
         c, p = self.config, self.params
-        N, n, C = rows.N, len(rows.sampled), c.n_embd
-        x, h, qkv, att, fc = pool.x[:N], pool.h[:N], pool.qkv[:N], pool.att[:N], pool.fc[:N]
-        embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=x)
-        for layer, blk in enumerate(p["blocks"]):
-            layer_norm(x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=h)
-            linear(h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=qkv)
-            store_kv_paged(qkv, pool.k[layer], pool.v[layer], rows.slot_mapping)
-            paged_attention(qkv[:, :C], pool.k[layer], pool.v[layer], rows.positions, rows.seq, rows.block_tables,
-                            pool.block_size, c.n_head, out=att)
-            linear(att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=x, residual=x)
-            layer_norm(x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=h)
-            linear(h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=fc)
-            gelu(fc, out=fc)
-            linear(fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=x, residual=x)
-        layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=h)
-        if n:
-            gather_rows(h, rows.last, out=pool.h_last[:n])
-            linear(pool.h_last[:n], p["wte_t"], p["no_bias"], out=pool.logits[:n])
-        return pool.logits[:n]
+        a = pool.activations(rows.N, len(rows.sampled))
+        embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=a.x)
+        for blk, k, v in zip(p["blocks"], pool.layers_k, pool.layers_v):
+            layer_norm(a.x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=a.h)
+            linear(a.h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=a.qkv)
+            store_kv_paged(a.qkv, k, v, rows.slot_mapping)
+            paged_attention(a.q, k, v, rows.positions, rows.seq, rows.block_tables, pool.block_size, c.n_head,
+                            out=a.att)
+            linear(a.att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=a.x, residual=a.x)
+            layer_norm(a.x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=a.h)
+            linear(a.h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=a.fc)
+            gelu(a.fc, out=a.fc)
+            linear(a.fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=a.x, residual=a.x)
+        layer_norm(a.x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=a.h)
+        if rows.sampled:
+            gather_rows(a.h, rows.last, out=a.h_last)
+            linear(a.h_last, p["wte_t"], p["no_bias"], out=a.logits)
+        return a.logits
 
 
 class CudaSession:
@@ -144,42 +144,90 @@ class CudaSession:
         return self.sampler.launch(self.logits, [sampling])[0]
 
 
+MAX_VIEWS = 256  # shapes of a step whose views a pool keeps
+
+
 class CudaKVPool:
     """The paged KV cache on the device, k and v [n_layer, slots, C], and the
-    batch's buffers, sized for the most rows one step can hold."""
+    batch's buffers, sized for the most rows one step can hold.
+
+    A view of a device array (`x[:N]`, `k[layer]`) is a new Python object that
+    costs the host about as much as launching a kernel (scripts/bench_kernels.py
+    prints both), and a step used to make dozens of them: the views a
+    step needs are made once per shape and kept."""
 
     def __init__(self, model: CudaModel, n_blocks: int, block_size: int, max_rows: int | None = None):
         c, C = model.config, model.config.n_embd
-        self.n_blocks, self.block_size = n_blocks, block_size
+        self.n_embd, self.n_blocks, self.block_size = C, n_blocks, block_size
         self.max_blocks = -(-c.n_ctx // block_size)  # a block table's length
         self.k = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
         self.v = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
+        self.layers_k = [self.k[layer] for layer in range(c.n_layer)]
+        self.layers_v = [self.v[layer] for layer in range(c.n_layer)]
         R = max_rows or n_blocks * block_size  # no step has more rows than the pool has slots
         self.x, self.h = (cuda.device_array((R, C), dtype=np.float32) for _ in range(2))
         self.qkv = cuda.device_array((R, 3 * C), dtype=np.float32)
         self.att = cuda.device_array((R, C), dtype=np.float32)
         self.fc = cuda.device_array((R, 4 * C), dtype=np.float32)
-        self.last = cuda.device_array(R, dtype=np.int32)
-        # the batch's row metadata (ids, positions, sequence, slot) and block tables, refilled each step
-        self.ids, self.positions, self.seq, self.slot_mapping = (cuda.device_array(R, dtype=np.int32)
-                                                                 for _ in range(4))
+        # the batch's row metadata, refilled each step with one copy: ids, positions, sequence and
+        # slot of each of the N rows, then the row of each of the n sampled chunks' last token
+        self.rows_meta = cuda.device_array(5 * R, dtype=np.int32)
         self.block_tables = cuda.device_array((R, self.max_blocks), dtype=np.int32)
         self.h_last = cuda.device_array((R, C), dtype=np.float32)
         self.logits = cuda.device_array((R, c.vocab_size), dtype=np.float32)
         self.sampler = BatchSampler(R, c.vocab_size, c.n_ctx)
+        self.views = {}  # (what, shape) -> the views made for it; emptied at MAX_VIEWS shapes
 
     def upload_batch(self, chunks) -> "BatchRows":
         """The batch's row metadata, computed on the host and copied into the
-        buffers allocated once: one copy per array, no allocation on the device."""
+        buffers allocated once: two copies, no allocation on the device."""
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, self.block_size, self.max_blocks)
         sampled, last_rows = sampled_rows(chunks)
         N, n = len(ids), len(sampled)
-        for device, host in ((self.ids, ids), (self.positions, positions), (self.seq, seq),
-                             (self.slot_mapping, slot_mapping), (self.last, last_rows)):
-            device[:len(host)].copy_to_device(host.astype(np.int32))
-        self.block_tables[:len(chunks)].copy_to_device(tables.astype(np.int32))
-        return BatchRows(N, self.ids[:N], self.positions[:N], self.seq[:N], self.slot_mapping[:N],
-                         self.block_tables[:len(chunks)], sampled, self.last[:n])
+        meta = self.meta_views(N, n, len(chunks))
+        meta.all.copy_to_device(np.concatenate([ids, positions, seq, slot_mapping, last_rows]).astype(np.int32))
+        meta.block_tables.copy_to_device(tables.astype(np.int32))
+        return BatchRows(N, meta.ids, meta.positions, meta.seq, meta.slot_mapping, meta.block_tables, sampled,
+                         meta.last)
+
+    def meta_views(self, N, n, n_seqs) -> "MetaViews":  # rows_meta's fields for N rows and n sampled, the tables
+        m = self.rows_meta
+        return self.kept(("meta", N, n, n_seqs), lambda: MetaViews(
+            m[:4 * N + n], m[:N], m[N:2 * N], m[2 * N:3 * N], m[3 * N:4 * N], m[4 * N:4 * N + n],
+            self.block_tables[:n_seqs]))
+
+    def activations(self, N, n) -> "Activations":  # the step's buffers for N rows, n of them sampled
+        return self.kept(("activations", N, n), lambda: Activations(
+            self.x[:N], self.h[:N], self.qkv[:N], self.qkv[:N, :self.n_embd], self.att[:N], self.fc[:N],
+            self.h_last[:n], self.logits[:n]))
+
+    def kept(self, key, make):
+        if key not in self.views:
+            if len(self.views) >= MAX_VIEWS:  # prefill chunks of many lengths: start afresh
+                self.views.clear()
+            self.views[key] = make()
+        return self.views[key]
+
+
+class MetaViews(NamedTuple):
+    all: object  # the fields one after another, as one copy fills them
+    ids: object
+    positions: object
+    seq: object
+    slot_mapping: object
+    last: object
+    block_tables: object
+
+
+class Activations(NamedTuple):
+    x: object  # [N, C] the residual stream
+    h: object  # [N, C] a layer norm's output
+    qkv: object  # [N, 3C]
+    q: object  # [N, C], qkv's first third
+    att: object  # [N, C]
+    fc: object  # [N, 4C]
+    h_last: object  # [n, C] the sampled chunks' last rows
+    logits: object  # [n, V]
 
 
 @dataclass
