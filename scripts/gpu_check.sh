@@ -6,6 +6,8 @@
 # step, the engine's batch). Each part writes its log to $OUT (else gpu-results/) as it goes, so a
 # run stopped by a time limit still leaves what it finished.
 #   bash scripts/gpu_check.sh        # needs numba-cuda, torch and transformers; no network
+# With NumPy 2.5, numba-cuda 0.30.4 compiles no kernel (it registers np.row_stack, which 2.5
+# removed): where the machine has 2.5 and no package index, bring a NumPy 2.4 wheel.
 # Limits in seconds: TEST_TIMEOUT (default 300), BENCH_TIMEOUT (240); PYTHON (python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
