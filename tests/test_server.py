@@ -40,8 +40,8 @@ class WrappedModel:
             raise RuntimeError("simulated CUDA error: an illegal memory access was encountered")
         time.sleep(self.delay)
 
-    def new_kv_pool(self, n_blocks, block_size):
-        return self.inner.new_kv_pool(n_blocks, block_size)
+    def new_kv_pool(self, n_blocks, block_size, **bounds):
+        return self.inner.new_kv_pool(n_blocks, block_size, **bounds)
 
     def step_batch(self, pool, chunks):
         self.step()

@@ -39,8 +39,10 @@ class Model(Protocol):
     def new_session(self) -> Session:
         """One sequence with a KV cache of its own: generation.generate_tokens uses it."""
 
-    def new_kv_pool(self, n_blocks: int, block_size: int):
-        """The paged KV cache the engine's sequences share."""
+    def new_kv_pool(self, n_blocks: int, block_size: int, max_rows: int | None = None, max_seqs: int | None = None):
+        """The paged KV cache the engine's sequences share. max_rows, max_seqs: the most
+        tokens and sequences one step holds, for a backend that keeps a step's buffers
+        allocated (None: as many as the pool has slots)."""
 
     def step_batch(self, pool, chunks) -> list[Pick | None]:
         """One step over many sequences (reference/paged.py's Chunk): the next token of

@@ -51,8 +51,8 @@ class CudaModel:
     def new_session(self) -> "CudaSession":
         return CudaSession(self)
 
-    def new_kv_pool(self, n_blocks: int, block_size: int) -> "CudaKVPool":
-        return CudaKVPool(self, n_blocks, block_size)
+    def new_kv_pool(self, n_blocks: int, block_size: int, max_rows=None, max_seqs=None) -> "CudaKVPool":
+        return CudaKVPool(self, n_blocks, block_size, max_rows, max_seqs)
 
     def step_batch(self, pool: "CudaKVPool", chunks) -> list[Pick | None]:
         """One step over many sequences, as NumpyModel.step_batch: the rows'
@@ -149,14 +149,19 @@ MAX_VIEWS = 256  # shapes of a step whose views a pool keeps
 
 class CudaKVPool:
     """The paged KV cache on the device, k and v [n_layer, slots, C], and the
-    batch's buffers, sized for the most rows one step can hold.
+    batch's buffers, sized for the most rows (tokens) and sequences one step
+    can hold: the engine's max_step_tokens and max_batch. Unbounded, a step
+    could hold a row for every slot, and the logits and the sampler's scratch,
+    [rows, vocabulary] each, took 1.6 GB apiece for the shipped model at 16
+    contexts.
 
     A view of a device array (`x[:N]`, `k[layer]`) is a new Python object that
     costs the host about as much as launching a kernel (scripts/bench_kernels.py
     prints both), and a step used to make dozens of them: the views a
     step needs are made once per shape and kept."""
 
-    def __init__(self, model: CudaModel, n_blocks: int, block_size: int, max_rows: int | None = None):
+    def __init__(self, model: CudaModel, n_blocks: int, block_size: int, max_rows: int | None = None,
+                 max_seqs: int | None = None):
         c, C = model.config, model.config.n_embd
         self.n_embd, self.n_blocks, self.block_size = C, n_blocks, block_size
         self.max_blocks = -(-c.n_ctx // block_size)  # a block table's length
@@ -165,17 +170,18 @@ class CudaKVPool:
         self.layers_k = [self.k[layer] for layer in range(c.n_layer)]
         self.layers_v = [self.v[layer] for layer in range(c.n_layer)]
         R = max_rows or n_blocks * block_size  # no step has more rows than the pool has slots
+        S = min(max_seqs or R, R)  # nor more sequences than rows
         self.x, self.h = (cuda.device_array((R, C), dtype=np.float32) for _ in range(2))
         self.qkv = cuda.device_array((R, 3 * C), dtype=np.float32)
         self.att = cuda.device_array((R, C), dtype=np.float32)
         self.fc = cuda.device_array((R, 4 * C), dtype=np.float32)
         # the batch's row metadata, refilled each step with one copy: ids, positions, sequence and
         # slot of each of the N rows, then the row of each of the n sampled chunks' last token
-        self.rows_meta = cuda.device_array(5 * R, dtype=np.int32)
-        self.block_tables = cuda.device_array((R, self.max_blocks), dtype=np.int32)
-        self.h_last = cuda.device_array((R, C), dtype=np.float32)
-        self.logits = cuda.device_array((R, c.vocab_size), dtype=np.float32)
-        self.sampler = BatchSampler(R, c.vocab_size, c.n_ctx)
+        self.rows_meta = cuda.device_array(4 * R + S, dtype=np.int32)
+        self.block_tables = cuda.device_array((S, self.max_blocks), dtype=np.int32)
+        self.h_last = cuda.device_array((S, C), dtype=np.float32)
+        self.logits = cuda.device_array((S, c.vocab_size), dtype=np.float32)
+        self.sampler = BatchSampler(S, c.vocab_size, c.n_ctx)
         self.views = {}  # (what, shape) -> the views made for it; emptied at MAX_VIEWS shapes
 
     def upload_batch(self, chunks) -> "BatchRows":

@@ -19,8 +19,8 @@ class NumpyModel:
     def new_session(self) -> "NumpySession":
         return NumpySession(self)
 
-    def new_kv_pool(self, n_blocks: int, block_size: int) -> KVPool:
-        return KVPool(self.config, n_blocks, block_size)
+    def new_kv_pool(self, n_blocks: int, block_size: int, max_rows=None, max_seqs=None) -> KVPool:
+        return KVPool(self.config, n_blocks, block_size)  # a step's arrays are made as it goes
 
     def step_batch(self, pool: KVPool, chunks) -> list[Pick | None]:
         """One step over many sequences (reference/paged.py): every chunk's new

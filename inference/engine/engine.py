@@ -38,7 +38,7 @@ class Engine:
         if max_step_tokens < max_batch:
             raise ValueError(f"max_step_tokens ({max_step_tokens}) must be at least max_batch ({max_batch})")
         self.model = model
-        self.pool = model.new_kv_pool(kv_blocks, block_size)
+        self.pool = model.new_kv_pool(kv_blocks, block_size, max_rows=max_step_tokens, max_seqs=max_batch)
         self.blocks = BlockManager(kv_blocks, block_size)
         self.scheduler = Scheduler(self.blocks, max_batch, max_step_tokens, max_waiting)
         self.wakeup = threading.Condition()

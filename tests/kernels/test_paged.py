@@ -86,6 +86,28 @@ def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair):
     assert_close(pools[1].k.copy_to_host()[:, used], pools[0].k[:, used], "linear")
 
 
+def test_the_engine_sizes_the_cuda_step_by_its_bounds(tiny_cuda_pair):
+    """The step's buffers hold max_step_tokens rows and max_batch sequences, not a row for every
+    slot of the pool; requests that fill them (a prompt in chunks beside a decode) get the NumPy
+    engine's ids."""
+    from inference.engine import Engine
+    from inference.generation import Settings
+    from test_engine import run_all
+    requests = [(list(range(3, 14)), Settings(max_new_tokens=4, do_sample=False)),
+                ([5, 6, 7], Settings(max_new_tokens=6, seed=1))]
+    got = []
+    for model in tiny_cuda_pair:
+        engine = Engine(model, max_batch=2, max_step_tokens=8, block_size=4)
+        try:
+            got.append(run_all(engine, requests))
+        finally:
+            engine.stop()
+    pool = engine.pool  # the CUDA engine's
+    assert (pool.x.shape[0], pool.logits.shape[0], pool.sampler.out.shape[0]) == (8, 2, 2)
+    assert pool.k.shape[1] == 2 * 32  # the KV cache itself: slots for max_batch full contexts of 32
+    assert got[0] == got[1] and [len(ids) for ids in got[0]] == [4, 6]
+
+
 @pytest.fixture(scope="module")
 def tiny_cuda_pair(tmp_path_factory):
     if not cuda.is_available():
