@@ -71,9 +71,12 @@ def test_the_batch_sampler_picks_per_row_what_the_reference_picks():
     assert [pick.id for pick in got] == [sample(row, *s) for row, s in zip(logits, settings)]
 
 
-def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair):
+@pytest.mark.parametrize("max_views", [256, 1])  # 1: the pool drops its kept views at every new shape
+def test_the_cuda_batched_step_matches_numpy(tiny_cuda_pair, monkeypatch, max_views):
     """Both backends run the same three-sequence step twice (prefill pieces,
     then a decode and a chunk): same greedy ids, and the same keys in the pool."""
+    from inference.backends import cuda_backend
+    monkeypatch.setattr(cuda_backend, "MAX_VIEWS", max_views)
     cpu, gpu = tiny_cuda_pair
     pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
     greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
