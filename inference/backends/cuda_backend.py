@@ -150,10 +150,9 @@ MAX_VIEWS = 256  # shapes of a step whose views a pool keeps
 class CudaKVPool:
     """The paged KV cache on the device, k and v [n_layer, slots, C], and the
     batch's buffers, sized for the most rows (tokens) and sequences one step
-    can hold: the engine's max_step_tokens and max_batch. Unbounded, a step
-    could hold a row for every slot, and the logits and the sampler's scratch,
-    [rows, vocabulary] each, took 1.6 GB apiece for the shipped model at 16
-    contexts.
+    can hold: the engine's max_step_tokens and max_batch. Sized by the slots
+    instead (a row for each), the logits and the sampler's scratch, [rows,
+    vocabulary] each, were 1.6 GB apiece for the shipped model at --max-batch 16.
 
     A view of a device array (`x[:N]`, `k[layer]`) is a new Python object that
     costs the host about as much as launching a kernel (scripts/bench_kernels.py

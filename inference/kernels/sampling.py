@@ -28,8 +28,8 @@ so only 4 more bytes come back. Penalties change the logits before it, in
 
 The only version is this one: it is the simple one (each step is a loop and
 a block reduction). Its float32 sums are added in another order than the
-reference's float64 walk, so a coin that lands within ~1e-6 of the total of
-a boundary between two tokens can pick the neighbour; the parity tests
+reference's float64 walk, so a coin that lands within ~1e-6 (of the total)
+of a boundary between two tokens can pick the neighbour; the parity tests
 accept the neighbour only there.
 """
 
