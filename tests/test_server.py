@@ -393,6 +393,26 @@ def test_a_client_that_disconnects_stops_its_generation(tiny_model, path):
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
 
 
+def test_a_non_streaming_client_that_disconnects_is_noticed_while_tokens_keep_coming(shipped_model_dir):
+    """Tokens every few ms, faster than the route's check every 50 ms (CLIENT_POLL_S): the route still
+    asks every 50 ms, so the request stops within a few checks, not after its 200 tokens (the
+    shipped model: its context holds them)."""
+    from inference import load_model
+    quick = WrappedModel(load_model(shipped_model_dir), delay=0.005)
+    with serving(quick) as (client, app):
+        sock = socket.create_connection(("127.0.0.1", client.port))
+        body = json.dumps({"prompt": "fn main() {", "max_new_tokens": 200}).encode()
+        sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        deadline = time.monotonic() + 10
+        while quick.steps < 10 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert quick.steps >= 10
+        sock.close()
+        assert wait_for_idle(app.config["inference.engine"])
+        assert quick.steps < 100
+
+
 def wait_for_idle(engine, timeout=5.0) -> bool:
     """The engine frees a cancelled or finished request's place at its next step."""
     deadline = time.monotonic() + timeout

@@ -86,13 +86,21 @@ class Request:
     def stream(self, poll_s: float | None = None, client_gone=None):
         """The reader's side: yield Tokens until the last one. Raises what the
         engine failed it with. `client_gone()`, asked every `poll_s` seconds
-        while waiting, lets a reader that never writes notice its client left."""
+        whether tokens come or not, lets a reader that never writes notice its
+        client left (asked only when none came, a disconnect went unnoticed
+        as long as the tokens came faster than poll_s)."""
+        asks = client_gone is not None and poll_s is not None
+        ask_at = time.monotonic() + (poll_s or 0)
         while True:
             try:
                 item = self.outbox.get(timeout=poll_s)
             except queue.Empty:
-                if client_gone is not None and client_gone():
+                item = None
+            if asks and (item is None or time.monotonic() >= ask_at):
+                if client_gone():
                     raise Cancelled("the client went away")
+                ask_at = time.monotonic() + poll_s
+            if item is None:
                 continue
             if isinstance(item, Exception):
                 raise item
