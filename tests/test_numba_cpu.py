@@ -9,11 +9,11 @@ from numba import njit
 
 from inference import load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import (PANEL, compiled_sample, exp32, kth_largest, panels_of, rows_times,
-                                          rows_times_on_all_cores, sample_row)
+from inference.backends.numba_cpu import (PANEL, choose_rows, compiled_sample, exp32, kth_largest, panels_of,
+                                          rows_times, rows_times_on_all_cores, sample_row)
 from inference.backends.vectors import LANES, fma, load, splat, store
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
-from inference.reference.sampling import Penalties, Sampling, choose, sample
+from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
 from test_sampling_kernel import near_a_boundary
 
 RNG = np.random.default_rng(5)
@@ -220,6 +220,31 @@ def test_compiled_sampling_picks_what_the_rules_pick(temperature, top_k, top_p, 
         assert got == want or (min_p == 0 and near_a_boundary(logits, temperature, top_k, top_p, coin)), coin
 
 
+@pytest.mark.parametrize("all_cores", [False, True])
+def test_a_batch_of_rows_is_chosen_as_each_row_alone(all_cores):
+    """choose_rows over 24 rows of mixed settings (penalties, min_p, top-k,
+    top-p, greedy, log-probabilities): each row's pick is the reference's
+    choose of that row alone, its id bit for bit unless the coin falls near
+    a boundary, and the same on one core as on all of them."""
+    ids = RNG.integers(0, 4096, 30).tolist()
+    kinds = [Sampling(0.8, 0, 1.0, 0, min_p=0.1, penalties=Penalties.of(ids, 10, 1.3, 0.4, 0.2), logprobs=5),
+             Sampling(0.0, 0, 1.0, 0, penalties=Penalties.of(ids, 20, 2.0, 0.0, 0.0), logprobs=0),
+             Sampling(1.0, 40, 0.9, 0), Sampling(1.2, 0, 0.95, 0, logprobs=3), Sampling(0.7, 5, 1.0, 0, min_p=0.05),
+             Sampling(0.0, 0, 1.0, 0)]
+    samplings = [Sampling(**{**vars(kinds[r % len(kinds)]), "coin": float(coin)})
+                 for r, coin in enumerate(RNG.random(24, dtype=np.float32))]
+    logits = (RNG.standard_normal((24, 4096)) * 3).astype(np.float32)
+    got = choose_rows(logits.copy(), samplings, all_cores)
+    assert got == choose_rows(logits.copy(), samplings, not all_cores)
+    for row, s, pick in zip(logits, samplings, got):
+        want = choose(row, s)
+        seen = row if s.penalties is None else penalize(row, s.penalties)
+        assert pick.id == want.id or (s.min_p == 0 and near_a_boundary(seen, s.temperature, s.top_k, s.top_p,
+                                                                          s.coin))
+        if want.logprob is not None and pick.id == want.id:
+            assert pick.logprob == pytest.approx(want.logprob, abs=1e-5) and pick.top == want.top
+
+
 @pytest.mark.parametrize("V, k", [(4096, 40), (4096, 1), (7, 7), (50, 3)])
 def test_kth_largest_is_numpys_kth_largest_with_ties_and_infinities(V, k):
     for trial in range(20):
@@ -276,7 +301,7 @@ def test_a_tiny_temperature_picks_the_likeliest_as_in_the_reference(temperature)
 def test_greedy_takes_the_lowest_id_on_ties_and_nan_logits_are_refused():
     logits = np.zeros(50, dtype=np.float32)
     logits[[7, 30]] = 2.0
-    assert choose(logits, GREEDY, sampler=compiled_sample).id == 7
+    assert compiled_sample(logits, 0.0, 0, 1.0, 0.5) == 7
     logits[3] = np.nan
     assert sample_row(logits, np.float32(0.7), 0, 1.0, 0.5, 0.0) == -1
     with pytest.raises(FloatingPointError, match="not finite"):

@@ -64,7 +64,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from ..reference.paged import Chunk, batch_rows, sampled_rows
-from ..reference.sampling import Pick, Sampling, choose
+from ..reference.sampling import Pick, Sampling, penalize, picked
 from . import DeviceError
 from .numpy_backend import NumpyModel
 from .vectors import LANES, fma, load, splat, store, zeros
@@ -232,27 +232,55 @@ def attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq,
 
 
 @njit(**LOOP)
-def least_of(kept):  # [k] -> the index of the least value (the first of equals)
-    least = 0
-    for i in range(1, kept.shape[0]):
-        if kept[i] < kept[least]:
-            least = i
-    return least
+def largest(values):  # [V] -> values.max(): NaN if any value is NaN
+    """Sixteen running maxima side by side, which the compiler makes vector
+    instructions of; values.max() compares one value at a time (3x slower
+    over 4,096 logits, in a trial). A NaN never wins a comparison, so the
+    NaNs are counted apart."""
+    V, lanes = values.shape[0], 16
+    tops = np.full(lanes, -np.inf, dtype=np.float32)
+    nans = 0
+    for i in range(0, V - V % lanes, lanes):
+        for j in range(lanes):
+            v = values[i + j]
+            tops[j] = v if v > tops[j] else tops[j]
+            nans += v != v
+    top = tops.max()
+    for v in values[V - V % lanes:]:
+        top = v if v > top else top
+        nans += v != v
+    return top if nans == 0 else np.float32(np.nan)
+
+
+@njit(**LOOP)
+def sift_down(heap, i):  # heap[i] moves down past every smaller child: [k] a min-heap again
+    v = heap[i]
+    while 2 * i + 1 < heap.shape[0]:
+        child = 2 * i + 1
+        if child + 1 < heap.shape[0] and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= v:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = v
 
 
 @njit(**LOOP)
 def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 < k <= V
-    """One pass, keeping the k largest so far and the least of them; a later
-    value gets in only above that least, which for the 40 largest of 4,096
-    logits is rare. Faster than np.partition (which copies the row, then
-    selects), in a trial."""
-    kept = values[:k].copy()  # [k]
-    least = least_of(kept)
+    """One pass, keeping the k largest so far in a min-heap, whose root is
+    the least of them; a later value gets in only above it (for the 40
+    largest of 4,096 logits, rarely) and sinks to its place in log2(k)
+    steps. Faster than np.partition (which copies the row, then selects),
+    and than finding the least of the k anew at each entry, in trials."""
+    heap = values[:k].copy()  # [k]
+    for i in range(k // 2 - 1, -1, -1):
+        sift_down(heap, i)
     for j in range(k, values.shape[0]):
-        if values[j] > kept[least]:
-            kept[least] = values[j]
-            least = least_of(kept)
-    return kept[least]
+        if values[j] > heap[0]:
+            heap[0] = values[j]
+            sift_down(heap, 0)
+    return heap[0]
 
 
 @njit(**LOOP)
@@ -262,11 +290,13 @@ def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -
     4,096. The sums run in their own order and the k-th largest is found among
     logits, not weights, so near a boundary the pick may differ from NumPy's."""
     V = logits.shape[0]
-    top = logits.max()
+    top = largest(logits)
     if not np.isfinite(top):
         return -1
     if temperature == 0:
-        return np.argmax(logits)  # the lowest id on ties
+        for i in range(V):  # the lowest id on ties
+            if logits[i] == top:
+                return i
     lowest = -np.inf
     if 0 < top_k < V:
         lowest = kth_largest(logits, top_k)
@@ -296,12 +326,51 @@ def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -
     return chosen
 
 
-def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
-    """reference.sampling.sample's signature, for choose()."""
-    token = sample_row(logits, np.float32(temperature), top_k, top_p, coin, min_p)
-    if token < 0:
+# Sampling keeps Python's lock (the GIL): a call of tens of microseconds that let go of it would hand it to
+# the server's threads, which take it whenever a token comes, and then wait for it back (a step's rows
+# sampled one call each, letting go every time, made the server's step 7% slower in a trial).
+SAMPLER = LOOP | {"nogil": False}
+
+
+@njit(**SAMPLER)
+def sample_rows(logits, floats, top_k, out):  # [n, V]; [n, 4] temperature, top_p, coin, min_p; [n] -> out [n] ids
+    for r in range(logits.shape[0]):
+        out[r] = sample_row(logits[r], floats[r, 0], top_k[r], floats[r, 1], floats[r, 2], floats[r, 3])
+
+
+@njit(**SAMPLER, parallel=True)
+def sample_rows_on_all_cores(logits, floats, top_k, out):  # sample_rows, its rows shared among Numba's threads
+    for r in prange(logits.shape[0]):
+        out[r] = sample_row(logits[r], floats[r, 0], top_k[r], floats[r, 1], floats[r, 2], floats[r, 3])
+
+
+@njit(**SAMPLER)
+def sample_batch(logits, floats, top_k, out, all_cores):  # sample_rows, on all cores from two rows on
+    if all_cores and logits.shape[0] > 1:
+        sample_rows_on_all_cores(logits, floats, top_k, out)
+    else:
+        sample_rows(logits, floats, top_k, out)
+
+
+def choose_rows(logits, samplings: list[Sampling], all_cores=False) -> list[Pick]:
+    """reference.sampling.choose for each row of [n, V] logits (penalized in
+    place), every row's token picked in one compiled call, by the same loop
+    whatever the batch: a row's token does not depend on the others."""
+    for r, s in enumerate(samplings):
+        if s.penalties is not None:
+            logits[r] = penalize(logits[r], s.penalties)
+    floats = np.array([(s.temperature, s.top_p, s.coin, s.min_p) for s in samplings], np.float32).reshape(-1, 4)
+    ids = np.empty(len(samplings), dtype=np.int64)
+    with ALL_CORES:
+        sample_batch(logits, floats, np.array([s.top_k for s in samplings], np.int64), ids, all_cores)
+    if (ids < 0).any():
         raise FloatingPointError(f"the model's logits are not finite (max {logits.max()}): no token can be chosen")
-    return int(token)
+    return [picked(int(token), row, s) for token, row, s in zip(ids, logits, samplings)]
+
+
+def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
+    """reference.sampling.sample's signature: one row through choose_rows."""
+    return choose_rows(logits[None].copy(), [Sampling(temperature, top_k, top_p, coin, min_p)])[0].id
 
 
 PANEL = 2 * LANES  # outputs a panel: two vectors, so that each x[k] fetched feeds two multiply-adds
@@ -528,8 +597,9 @@ class NumbaCpuModel(NumpyModel):
         of every chunk that samples, then each one's token."""
         picks = [None] * len(chunks)
         sampled, _ = sampled_rows(chunks)
-        for i, row in zip(sampled, self.batch_logits(pool, chunks)):
-            picks[i] = choose(row, chunks[i].sampling, sampler=compiled_sample)
+        logits = self.batch_logits(pool, chunks)
+        for i, pick in zip(sampled, choose_rows(logits, [chunks[i].sampling for i in sampled], self.on_all_cores)):
+            picks[i] = pick
         return picks
 
     def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
@@ -589,7 +659,10 @@ class NumbaCpuModel(NumpyModel):
         return answer[0]
 
     def all_cores_keep_bits(self) -> bool:
-        """Small steps (small_step) on one core and on all cores: the same logits, bit for bit?"""
+        """Small steps (small_step) on one core and on all cores: the same
+        logits, bit for bit, and the same tokens sampled from them?"""
         one_core = self.with_loops(on_all_cores=False)
         all_cores = self.with_loops(on_all_cores=True)
-        return numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
+        coins = [Sampling(1.0, 0, 0.9, coin) for coin in np.linspace(0.05, 0.95, len(one_core))]
+        return (numba.threading_layer() in ("omp", "tbb") and np.array_equal(all_cores, one_core)
+                and choose_rows(one_core, coins) == choose_rows(all_cores, coins, all_cores=True))

@@ -87,11 +87,18 @@ class Pick(NamedTuple):
     top: tuple = ()
 
 
-def choose(logits, s: Sampling, sampler=None) -> Pick:  # [V] float32 -> the token (and its log-probability)
-    """sampler: another implementation of `sample`'s rules (a compiled one) to pick with."""
-    if s.penalties is not None:
-        logits = penalize(logits, s.penalties)
-    token = (sampler or sample)(logits, s.temperature, s.top_k, s.top_p, s.coin, s.min_p)
+def choose(logits, s: Sampling) -> Pick:  # [V] float32 -> the token (and its log-probability)
+    logits = penalized(logits, s)
+    return picked(sample(logits, s.temperature, s.top_k, s.top_p, s.coin, s.min_p), logits, s)
+
+
+def penalized(logits, s: Sampling):  # [V] -> [V]: the logits the rules see (penalized in a new array, if any)
+    return logits if s.penalties is None else penalize(logits, s.penalties)
+
+
+def picked(token: int, logits, s: Sampling) -> Pick:
+    """The token chosen from these (penalized) logits, with its log-probability
+    and the likeliest alternatives' if s asks for them."""
     if s.logprobs is None:
         return Pick(token)
     logprobs = log_softmax(logits, s.temperature)
