@@ -62,11 +62,15 @@ JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 
 
 CLIENT_POLL_S = 0.05  # how often a non-streaming request checks that its client is still there
+STREAM_INTERVAL_S = 0.005  # a reader's pause after each write: the tokens of a fast stream go a few at a time
 
 
-def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine_options) -> bottle.Bottle:
+def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_interval: float = STREAM_INTERVAL_S,
+               **engine_options) -> bottle.Bottle:
     """The routes, and the engine that runs every generation (`engine_options`:
-    max_batch, kv_blocks, block_size, max_step_tokens; see inference.engine)."""
+    max_batch, kv_blocks, block_size, max_step_tokens; see inference.engine).
+    stream_interval: seconds a request's reader waits after handing on tokens
+    (Request.bursts); 0: every token on its own."""
     app = bottle.Bottle(autojson=True)
     engine = Engine(model, max_waiting=max_pending, **engine_options)
     metrics = Metrics(engine)
@@ -212,16 +216,19 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         (GeneratorExit at the yield), which cancels the request."""
         count = 0
         try:
-            for token in request.stream():
-                count += 1
-                event = {"token": token.text, "id": token.id, "finish_reason": token.finish_reason}
-                yield sse(dumps(event | logprobs(token) if with_logprobs else event))
+            for burst in request.bursts(stream_interval):
+                count += len(burst)
+                yield b"".join(sse(dumps(token_event(token, with_logprobs))) for token in burst)
             yield sse("[DONE]", event="done")
         except EngineError as e:
             yield sse(dumps(api_error(e).body()), event="error")
         finally:
             engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
+
+    def token_event(token, with_logprobs: bool) -> dict:
+        event = {"token": token.text, "id": token.id, "finish_reason": token.finish_reason}
+        return event | logprobs(token) if with_logprobs else event
 
     started = int(time.time())
 
@@ -249,7 +256,8 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
     def collect(request, environ) -> list:
         """All of a request's tokens, cancelling it if the client leaves meanwhile."""
         try:
-            tokens = list(request.stream(CLIENT_POLL_S, connection_closed(environ)))
+            tokens = [token for burst in request.bursts(stream_interval, CLIENT_POLL_S, connection_closed(environ))
+                      for token in burst]
         except Cancelled:
             engine.cancel(request)
             raise
@@ -260,9 +268,9 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, **engine
         """OpenAI's stream: a `data:` chunk per token, usage if asked, then `data: [DONE]`."""
         count = 0
         try:
-            for token in request.stream():
-                count += 1
-                yield sse(dumps(completion.chunk(token)))
+            for burst in request.bursts(stream_interval):
+                count += len(burst)
+                yield b"".join(sse(dumps(completion.chunk(token))) for token in burst)
             if include_usage:
                 yield sse(dumps(completion.usage_chunk(prompt_tokens, count)))
             yield sse("[DONE]")
@@ -405,6 +413,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--block-size", type=at_least(1), default=16, help="positions per KV cache block")
     ap.add_argument("--max-step-tokens", type=at_least(1), default=64,
                     help="tokens one engine step computes at most: every decode, then prompt chunks")
+    ap.add_argument("--stream-interval-ms", type=non_negative_ms, default=1000 * STREAM_INTERVAL_S,
+                    help="a stream's pause after each write: the tokens that come meanwhile go in one write "
+                         "(0: every token in a write of its own)")
     ap.add_argument("--max-new-tokens", type=at_least(1), default=Limits.max_new_tokens,
                     help="the largest max_new_tokens a request may ask for")
     ap.add_argument("--max-body-kb", type=at_least(1), default=Limits.max_body_bytes // 1024,
@@ -448,6 +459,16 @@ def positive_seconds(text: str) -> float:
         value = float("nan")
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def non_negative_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds from 0 to 1000, got {text!r}")
     return value
 
 
@@ -497,8 +518,8 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, t
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
         raise StartUpError(str(e)) from e
     try:
-        app = create_app(model, limits, args.max_pending, max_batch=args.max_batch, kv_blocks=args.kv_blocks,
-                         block_size=args.block_size, max_step_tokens=args.max_step_tokens)
+        app = create_app(model, limits, args.max_pending, args.stream_interval_ms / 1000, max_batch=args.max_batch,
+                         kv_blocks=args.kv_blocks, block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
         raise StartUpError(str(e)) from e
     engine, load_s = app.config["inference.engine"], time.perf_counter() - t0

@@ -2,7 +2,7 @@
 N concurrent streaming clients beside the same server at --max-batch 1.
 
     python scripts/bench_batching.py [--clients 1,4,8,16,32] [--new-tokens 128] [--repeat 30] [--rounds 3]
-                                     [--devices cpu,cpu-numba] [--short-tries 20]
+                                     [--devices cpu,cpu-numba] [--short-tries 20] [--stream-interval-ms MS]
                                      [--in-process-only | --servers-only]
 
 1. In-process. First the engine (cpu-numba) with 8 requests at once, their
@@ -375,12 +375,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, model_dir, max_batch, device="cpu", env=None):
+    def __init__(self, model_dir, max_batch, device="cpu", env=None, options=()):
         self.port = free_port()
         env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}, **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(model_dir),
                                       "--device", device, "--port", str(self.port), "--max-batch", str(max_batch),
-                                      "--max-pending", "64", "--log-level", "WARNING"], env=env)
+                                      "--max-pending", "64", "--log-level", "WARNING", *options], env=env)
         for _ in range(600):  # until /health says ok: the model loaded (cpu-numba's first start compiles)
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
@@ -451,11 +451,13 @@ def rust_lines():
     return [line for line in lines if len(line) > 20][:64]
 
 
-def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_tries):
+def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_tries, options=()):
     """All the servers run at once and take turns, round after round, so that a
-    noisy neighbour slows them alike; the median round of each is reported."""
+    noisy neighbour slows them alike; the median round of each is reported.
+    options: more of the servers' command-line options, the same for all."""
     prompts = rust_lines()
-    servers = {(device, max_batch): Server(model_dir, max_batch, device) for device in devices for max_batch in (16, 1)}
+    servers = {(device, max_batch): Server(model_dir, max_batch, device, options=options)
+               for device in devices for max_batch in (16, 1)}
     rows = {}
     try:
         for n in client_counts:
@@ -484,8 +486,9 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
     finally:
         for server in servers.values():
             server.stop()
-    print(f"the server, N clients streaming {new_tokens} new tokens each at once (prompts: lines of Rust); "
-          f"the median of {rounds} rounds ({rounds} x 8 / N below 8 clients):")
+    print(f"the server{' with ' + ' '.join(options) if options else ''}, N clients streaming {new_tokens} new "
+          f"tokens each at once (prompts: lines of Rust); the median of {rounds} rounds ({rounds} x 8 / N below 8 "
+          "clients):")
     print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
           f"| server's CPU, cores | clients' CPU, cores | engine's step ms | steps' share of the time "
           f"| tok/s vs --max-batch 1 "
@@ -539,6 +542,7 @@ def main():
     ap.add_argument("--short-tries", type=int, default=20,
                     help="short requests sent while 8 long streams run (at --max-batch 1 each waits for them)")
     ap.add_argument("--servers-only", action="store_true", help="the servers, not the step tables")
+    ap.add_argument("--stream-interval-ms", help="the servers' --stream-interval-ms (default: theirs)")
     args = ap.parse_args()
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
@@ -547,8 +551,9 @@ def main():
     if not args.servers_only:
         step_tables(args)
     if not args.in_process_only:
+        options = ("--stream-interval-ms", args.stream_interval_ms) if args.stream_interval_ms is not None else ()
         clients_table(args.model, args.devices.split(","), [int(n) for n in args.clients.split(",")],
-                      args.new_tokens, args.rounds, args.short_tries)
+                      args.new_tokens, args.rounds, args.short_tries, options)
 
 
 def step_tables(args):

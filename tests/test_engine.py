@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from inference import load_model
 from inference.engine import Engine
+from inference.engine.request import Request, StepFailed
 from inference.engine.blocks import BlockManager
-from inference.generation import Settings, generate_tokens
+from inference.generation import Settings, Token, generate_tokens
 from inference.reference.model import KVCache, forward, forward_last
 from inference.reference.paged import Chunk, KVPool, batch_hidden_states, batch_lm_head
 from test_server import wait_for_idle
@@ -152,6 +153,23 @@ def test_cancelled_requests_free_their_place_and_blocks(tiny_model):
         assert engine.stats() == {"running": 0, "waiting": 0, "kv_cache_usage": 0.0}
     finally:
         engine.stop()
+
+
+def test_a_reader_takes_what_came_in_one_burst_then_the_failure(tiny_model):
+    """Tokens that waited for the reader come as one list; a failure after
+    them is raised once they are out, not in their place."""
+    request = Request([1, 2], Settings(max_new_tokens=5), tiny_model.tokenizer, tiny_model.config.n_ctx)
+    came = [Token(7, "a"), Token(8, "b"), Token(9, "c")]
+    for token in came:
+        request.outbox.put(token)
+    request.outbox.put(StepFailed("generation failed"))
+    bursts = request.bursts(interval=0.0)
+    assert next(bursts) == came
+    with pytest.raises(StepFailed):
+        next(bursts)
+    request.outbox.put(Token(10, "d", finish_reason="length"))
+    request.outbox.put(Token(11, "never"))  # nothing after a finished token is read
+    assert list(request.stream()) == [Token(10, "d", finish_reason="length")]
 
 
 def test_a_prompt_is_prefilled_in_chunks_of_the_step_budget(tiny_model):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.server import OPENAPI_FILE, create_app, make_server
+from inference.server import OPENAPI_FILE, STREAM_INTERVAL_S, create_app, make_server
 from inference.validation import Limits
 
 LIMITS = Limits(max_body_bytes=16 * 1024, max_new_tokens=200)
@@ -58,8 +58,9 @@ class WrappedModel:
 
 
 @contextmanager
-def serving(model, max_pending=16, limits=LIMITS, engine_options=None, **server_options):
-    app = create_app(model, limits, max_pending, **(engine_options or {}))
+def serving(model, max_pending=16, limits=LIMITS, engine_options=None, stream_interval=STREAM_INTERVAL_S,
+            **server_options):
+    app = create_app(model, limits, max_pending, stream_interval, **(engine_options or {}))
     server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits, **server_options)
     app.config["inference.server"] = server
     server.prepare()
@@ -109,6 +110,34 @@ class Client:
         events = parse_sse(resp.read().decode("utf-8"))
         conn.close()
         return events
+
+
+def timed_chunks(port, body):
+    """POST /generate_stream on a raw socket -> [(seconds after sending, the
+    chunk's bytes)]: one per write of the server (HTTP/1.1 chunked encoding)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    data = json.dumps(body).encode()
+    t0 = time.perf_counter()
+    sock.sendall(b"POST /generate_stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+    received, chunks, body_at = b"", [], None
+    while data := sock.recv(65536):
+        now, received = time.perf_counter() - t0, received + data
+        if body_at is None and b"\r\n\r\n" in received:
+            assert received.startswith(b"HTTP/1.1 200 "), received
+            body_at = received.index(b"\r\n\r\n") + 4
+            received = received[body_at:]
+        while body_at is not None and b"\r\n" in received:  # size in hex, CRLF, the chunk, CRLF
+            size_end = received.index(b"\r\n")
+            size = int(received[:size_end], 16)
+            if len(received) < size_end + size + 4:
+                break
+            if size == 0:
+                sock.close()
+                return chunks
+            chunks.append((now, received[size_end + 2:size_end + 2 + size]))
+            received = received[size_end + size + 4:]
+    raise AssertionError("the response ended before its last chunk")
 
 
 def parse_sse(text):
@@ -196,6 +225,25 @@ def reference_logprobs(model, prompt_ids, generated):  # float64 log-softmax of 
     from model_helpers import log_softmax_float64
     logits = forward(model.params, model.config, list(prompt_ids) + list(generated[:-1]))
     return log_softmax_float64(logits[len(prompt_ids) - 1:])  # [n, V]: the rows that chose each generated token
+
+
+def test_a_fast_stream_is_written_a_few_tokens_at_a_time(tiny_model):
+    """Tokens every 10 ms. With a stream interval of 0.5 s the first token is
+    written at once, and the 29 that come while the reader waits go in one
+    write after it; with 0, every token has a write of its own. The events
+    are the same either way."""
+    body = {"prompt": "fn", "max_new_tokens": 30, "seed": 3}
+    writes = {}
+    for interval in (0.0, 0.5):
+        with serving(WrappedModel(tiny_model, delay=0.01), stream_interval=interval) as (client, _):
+            writes[interval] = [(at, [json.loads(data) for kind, data in parse_sse(chunk.decode())
+                                      if kind == "message"]) for at, chunk in timed_chunks(client.port, body)]
+    token_writes = {interval: [events for _, events in chunks if events] for interval, chunks in writes.items()}
+    assert [len(events) for events in token_writes[0.0]] == [1] * 30
+    assert sum(token_writes[0.5], []) == sum(token_writes[0.0], [])
+    first_at, first = writes[0.5][0]
+    assert first_at < 0.25 and first[0]["id"] == token_writes[0.0][0][0]["id"]
+    assert len(token_writes[0.5]) <= 3
 
 
 def test_logprobs_in_generate_and_in_the_stream(server, tiny_model):

@@ -84,26 +84,51 @@ class Request:
         self.outbox.put(error)
 
     def stream(self, poll_s: float | None = None, client_gone=None):
-        """The reader's side: yield Tokens until the last one. Raises what the
-        engine failed it with. `client_gone()`, asked every `poll_s` seconds
-        whether tokens come or not, lets a reader that never writes notice its
-        client left (asked only when none came, a disconnect went unnoticed
-        as long as the tokens came faster than poll_s)."""
+        """The reader's side, one Token at a time until the last (bursts without pause)."""
+        for burst in self.bursts(0.0, poll_s, client_gone):
+            yield from burst
+
+    def bursts(self, interval: float = 0.0, poll_s: float | None = None, client_gone=None):
+        """The reader's side: lists of Tokens until the last one, each list all
+        that came since the one before. Raises what the engine failed it with.
+
+        After each list but the last the reader sleeps `interval` seconds, so
+        a fast stream is written to its socket a few tokens at a time: every
+        token on its own cost a write, a wake-up of the reader and one of the
+        client, taken from the cores the engine's step runs on. A token that
+        comes while the reader waits (the first one, and any slower than
+        `interval`) is handed over at once.
+
+        `client_gone()`, asked every `poll_s` seconds whether tokens come or
+        not, lets a reader that never writes notice its client left (asked
+        only when none came, a disconnect went unnoticed as long as the
+        tokens came faster than poll_s)."""
         asks = client_gone is not None and poll_s is not None
         ask_at = time.monotonic() + (poll_s or 0)
         while True:
-            try:
-                item = self.outbox.get(timeout=poll_s)
-            except queue.Empty:
-                item = None
-            if asks and (item is None or time.monotonic() >= ask_at):
+            items = self.waiting_items(poll_s)
+            if asks and (not items or time.monotonic() >= ask_at):
                 if client_gone():
                     raise Cancelled("the client went away")
                 ask_at = time.monotonic() + poll_s
-            if item is None:
-                continue
-            if isinstance(item, Exception):
-                raise item
-            yield item
-            if item.finish_reason is not None:
+            tokens = [item for item in items if not isinstance(item, Exception)]
+            if tokens:
+                yield tokens
+            if items and isinstance(items[-1], Exception):
+                raise items[-1]
+            if tokens and tokens[-1].finish_reason is not None:
                 return
+            if tokens and interval:
+                time.sleep(interval)
+
+    def waiting_items(self, timeout: float | None) -> list:
+        """Everything in the outbox, waiting up to `timeout` for the first item
+        (none: as long as it takes); [] if none came. An exception or a
+        finished Token is the last item there is."""
+        try:
+            items = [self.outbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while not self.outbox.empty() and not isinstance(items[-1], Exception) and items[-1].finish_reason is None:
+            items.append(self.outbox.get())
+        return items
