@@ -6,9 +6,10 @@ N concurrent streaming clients beside the same server at --max-batch 1.
                                      [--in-process-only | --servers-only]
 
 1. In-process. First the engine (cpu-numba) with 8 requests at once, their
-   tokens read by 8 threads, one each, as the server's routes read them,
-   against one thread reading one request after another: what waking a
-   reader for every sequence at every step costs, without HTTP.
+   tokens read by 8 threads, one each, a token at a time, and what came
+   every 5 ms as the server's routes read them, against one thread reading
+   one request after another: what waking a reader for every sequence at
+   every step costs, without HTTP.
    Then one step. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
    on both CPU backends (reference/paged.py; its small operations compiled,
@@ -30,9 +31,9 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
    it has a process and a GIL of its own), on each of --devices, twice: at
-   the default --max-batch (16) and at --max-batch 1. For each N, N client
-   threads each stream one request of --new-tokens tokens whose prompt is a
-   real line of Rust;
+   the default --max-batch (16) and at --max-batch 1. For each N, N clients
+   each stream one request of --new-tokens tokens whose prompt is a real
+   line of Rust, all read by one thread (`streams`, an event loop);
    aggregate generated tokens/s, p50/p95 request latency and time to first
    token, the CPU the server and the clients used, and from the server's
    /metrics its engine's mean step and the steps' share of the round's time
@@ -50,13 +51,13 @@ import http.client
 import json
 import os
 import platform
+import selectors
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -70,6 +71,7 @@ from inference.reference import paged
 from inference.reference.model import KVCache, forward_last
 from inference.reference.paged import Chunk
 from inference.reference.sampling import Sampling, choose
+from inference.server import STREAM_INTERVAL_S
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLING = Sampling(temperature=0.7, top_k=40, top_p=0.9, coin=0.5)
@@ -321,20 +323,21 @@ def prefix_cache_ttft(model, tries=5, length=200):
 
 def readers_cost(compiled, rounds=4, n=8, new_tokens=128):
     """The engine in-process (cpu-numba), n requests at once, their tokens read
-    by n threads, one each, as the server's routes read them (every step wakes
-    n threads), against one thread reading the requests one after another
-    (the tokens wait in their queues; no thread but one wakes). Taking turns;
-    the median round of each: tokens/s and the engine's mean step of n."""
+    by n threads, one each: a token at a time (every step wakes n threads),
+    or what came, every STREAM_INTERVAL_S, as the server's routes read them;
+    against one thread reading the requests one after another (the tokens
+    wait in their queues; no thread but one wakes). Taking turns; the median
+    round of each: tokens/s and the engine's mean step of n."""
     prompts = [compiled.tokenizer.encode(line) for line in rust_lines()[:n]]
     engine, steps = Engine(compiled), []
     engine.on_step = lambda seconds, sequences: steps.append(seconds) if sequences == n else None
 
-    def read(request):
-        for _ in request.stream():
+    def read(request, interval=0.0):
+        for _ in request.bursts(interval):
             pass
 
-    def by_threads(requests):
-        threads = [threading.Thread(target=read, args=(r,)) for r in requests]
+    def by_threads(requests, interval=0.0):
+        threads = [threading.Thread(target=read, args=(r, interval)) for r in requests]
         for t in threads:
             t.start()
         for t in threads:
@@ -344,7 +347,9 @@ def readers_cost(compiled, rounds=4, n=8, new_tokens=128):
         for r in requests:
             read(r)
 
-    ways = {f"{n} threads, one each (as the server's routes)": (by_threads, []),
+    ways = {f"{n} threads, one each, a token at a time": (by_threads, []),
+            f"{n} threads, one each, what came every {1000 * STREAM_INTERVAL_S:g} ms (as the server's routes)":
+                (lambda requests: by_threads(requests, STREAM_INTERVAL_S), []),
             "one thread, one request after another": (one_after_another, [])}
     try:
         for i in range(rounds):
@@ -413,11 +418,9 @@ class Server:
 
 def stream(port, prompt, new_tokens, seed):
     """(tokens, seconds to the first token, seconds in all) for one streamed request.
-    The client reads whatever bytes have come and counts the events in them,
-    parsing no lines: a client on another machine would cost the server's
-    cores nothing, and this one shares them. A token's event line starts with
-    "data: {" (the last event's, "[DONE]", does not), and JSON holds no raw
-    newline."""
+    The client reads whatever bytes have come and counts the events in them
+    (EventCount): a client on another machine would cost the server's cores
+    nothing, and this one shares them."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     t0 = time.perf_counter()
     conn.request("POST", "/generate_stream", json.dumps({"prompt": prompt, "max_new_tokens": new_tokens,
@@ -432,14 +435,56 @@ def stream(port, prompt, new_tokens, seed):
     return tokens, first, time.perf_counter() - t0
 
 
+def streams(port, prompts, new_tokens, seeds):
+    """[(tokens, seconds to the first token, seconds in all)] for streamed
+    requests sent at once, all read by this one thread as their bytes come,
+    as a load generator's event loop reads them (wrk's, k6's): a thread per
+    client woke once for each write of its stream, on the cores the server
+    runs on. Counted as stream() counts, on the raw bytes: a chunk's size
+    line ends in a newline, as an event does."""
+    selector, t0 = selectors.DefaultSelector(), time.perf_counter()
+    for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
+        body = json.dumps({"prompt": prompt, "max_new_tokens": new_tokens, "seed": seed}).encode()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=300)
+        sock.sendall(b"POST /generate_stream HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        selector.register(sock, selectors.EVENT_READ, {"i": i, "count": EventCount(), "first": None, "head": b""})
+    results = [None] * len(prompts)
+    while selector.get_map():
+        for key, _ in selector.select():
+            sock, state, data = key.fileobj, key.data, key.fileobj.recv(65536)
+            if len(state["head"]) < 13:  # the status line's start
+                state["head"] += data[:13]
+                assert len(state["head"]) < 13 or state["head"].startswith(b"HTTP/1.1 200 "), state["head"]
+            if not data:
+                selector.unregister(sock)
+                sock.close()
+                results[state["i"]] = (state["count"].count, state["first"], time.perf_counter() - t0)
+            elif state["count"].feed(data) and state["first"] is None:
+                state["first"] = time.perf_counter() - t0
+    return results
+
+
+class EventCount:
+    """An event stream's token events, counted from its bytes as they come,
+    parsing no lines: a token's event line starts with "data: {" (the last
+    event's, "[DONE]", does not), and JSON holds no raw newline."""
+    MARKER = b"\ndata: {"
+
+    def __init__(self):
+        self.count, self.tail = 0, b"\n"  # the body starts with an event: as if after a newline
+
+    def feed(self, data: bytes) -> int:  # -> the events so far
+        seen = self.tail + data
+        self.count += seen.count(self.MARKER)
+        self.tail = seen[1 - len(self.MARKER):]  # shorter than a marker: one cut between reads counts once, when whole
+        return self.count
+
+
 def events_so_far(reads):  # an event stream's bytes, as they come -> its token events so far, after each read
-    marker = b"\ndata: {"
-    count, tail = 0, b"\n"  # the body starts with an event: as if after a newline
+    count = EventCount()
     for data in reads:
-        seen = tail + data
-        count += seen.count(marker)
-        tail = seen[1 - len(marker):]  # shorter than a marker: one cut between two reads counts once, when whole
-        yield count
+        yield count.feed(data)
 
 
 def percentile(values, q):
@@ -468,13 +513,11 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
                     # without a pause the next server in turn ran 0.66x as fast at one client.
                     time.sleep(0.5)
                     steps0, step_s0 = server.steps()
-                    with ThreadPoolExecutor(n) as pool:
-                        t0, cpu0, clients_cpu0 = time.perf_counter(), server.cpu_seconds(), time.process_time()
-                        results = list(pool.map(
-                            lambda i: stream(server.port, prompts[i % len(prompts)], new_tokens, i), range(n)))
-                        wall = time.perf_counter() - t0
+                    t0, cpu0, clients_cpu0 = time.perf_counter(), server.cpu_seconds(), time.process_time()
+                    results = streams(server.port, [prompts[i % len(prompts)] for i in range(n)], new_tokens, range(n))
+                    wall = time.perf_counter() - t0
                     cores = (server.cpu_seconds() - cpu0) / wall
-                    clients_cores = (time.process_time() - clients_cpu0) / wall  # this process: the client threads
+                    clients_cores = (time.process_time() - clients_cpu0) / wall  # this process: the clients' thread
                     steps, step_s = (after - before for after, before in zip(server.steps(), (steps0, step_s0)))
                     runs[key].append((sum(r[0] for r in results) / wall, [r[2] for r in results],
                                       [r[1] for r in results], cores, clients_cores, 1000 * step_s / steps,

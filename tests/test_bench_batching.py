@@ -50,6 +50,16 @@ def test_the_client_counts_every_event(bench, server):
         assert tokens == expected > 0 and 0 < first <= total
 
 
+def test_one_thread_reads_many_streams_and_counts_each(bench, server):
+    prompts, lengths = ["fn main() {", "let x = ", "struct A"], [1, 9, 20]
+    expected = [events_parsed(event_stream(server.port, prompt, 20, seed)) for seed, prompt in enumerate(prompts)]
+    got = bench.streams(server.port, prompts, 20, range(len(prompts)))
+    assert [tokens for tokens, _, _ in got] == expected
+    assert all(0 < first <= total for _, first, total in got)
+    one_each = [bench.streams(server.port, ["fn"], n, [5])[0][0] for n in lengths]
+    assert one_each == [events_parsed(event_stream(server.port, "fn", n, 5)) for n in lengths]
+
+
 def test_events_cut_between_reads_count_once(bench, server):
     body = event_stream(server.port, "let x = ", 5, 4)
     expected = events_parsed(body)
