@@ -70,7 +70,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
     """The routes, and the engine that runs every generation (`engine_options`:
     max_batch, kv_blocks, block_size, max_step_tokens; see inference.engine).
     stream_interval: seconds a request's reader waits after handing on tokens
-    (Request.bursts); 0: every token on its own."""
+    (Request.bursts); 0: no pause, every token written as soon as it is taken."""
     app = bottle.Bottle(autojson=True)
     engine = Engine(model, max_waiting=max_pending, **engine_options)
     metrics = Metrics(engine)
@@ -415,7 +415,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="tokens one engine step computes at most: every decode, then prompt chunks")
     ap.add_argument("--stream-interval-ms", type=non_negative_ms, default=1000 * STREAM_INTERVAL_S,
                     help="a stream's pause after each write: the tokens that come meanwhile go in one write "
-                         "(0: every token in a write of its own)")
+                         "(0: no pause: every token written as soon as it comes)")
     ap.add_argument("--max-new-tokens", type=at_least(1), default=Limits.max_new_tokens,
                     help="the largest max_new_tokens a request may ask for")
     ap.add_argument("--max-body-kb", type=at_least(1), default=Limits.max_body_bytes // 1024,

@@ -228,14 +228,15 @@ def reference_logprobs(model, prompt_ids, generated):  # float64 log-softmax of 
 
 
 def test_a_fast_stream_is_written_a_few_tokens_at_a_time(tiny_model):
-    """Tokens every 10 ms. With a stream interval of 0.5 s the first token is
-    written at once, and the 29 that come while the reader waits go in one
-    write after it; with 0, every token has a write of its own. The events
-    are the same either way."""
+    """With a stream interval of 0.5 s and a token every 10 ms, the first token
+    is written at once, and the 29 that come while the reader waits go in one
+    write after it; with no pause and a token every 30 ms (time for the
+    reader to take each one alone), every token has a write of its own. The
+    events are the same either way."""
     body = {"prompt": "fn", "max_new_tokens": 30, "seed": 3}
     writes = {}
-    for interval in (0.0, 0.5):
-        with serving(WrappedModel(tiny_model, delay=0.01), stream_interval=interval) as (client, _):
+    for interval, delay in ((0.0, 0.03), (0.5, 0.01)):
+        with serving(WrappedModel(tiny_model, delay=delay), stream_interval=interval) as (client, _):
             writes[interval] = [(at, [json.loads(data) for kind, data in parse_sse(chunk.decode())
                                       if kind == "message"]) for at, chunk in timed_chunks(client.port, body)]
     token_writes = {interval: [events for _, events in chunks if events] for interval, chunks in writes.items()}
