@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from inference import load_model
 from inference.engine import Engine
-from inference.engine.request import Request, StepFailed
 from inference.engine.blocks import BlockManager
+from inference.engine.request import Request, StepFailed
 from inference.generation import Settings, Token, generate_tokens
 from inference.reference.model import KVCache, forward, forward_last
 from inference.reference.paged import Chunk, KVPool, batch_hidden_states, batch_lm_head
