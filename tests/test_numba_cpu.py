@@ -9,8 +9,8 @@ from numba import njit
 
 from inference import load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import (PANEL, choose_rows, compiled_sample, exp32, kth_largest, panels_of,
-                                          rows_times, rows_times_on_all_cores, sample_row)
+from inference.backends.numba_cpu import (PANEL, choose_rows, exp32, kth_largest, panels_of, rows_times,
+                                          rows_times_on_all_cores, sample_row)
 from inference.backends.vectors import LANES, fma, load, splat, store
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
@@ -18,6 +18,11 @@ from test_sampling_kernel import near_a_boundary
 
 RNG = np.random.default_rng(5)
 GREEDY = Sampling(0.0, 0, 1.0, 0.5)
+
+
+def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
+    """reference.sampling.sample's signature: one row through cpu-numba's sampler (choose_rows)."""
+    return choose_rows(logits[None].copy(), [Sampling(temperature, top_k, top_p, coin, min_p)])[0].id
 
 
 @pytest.fixture(scope="module")

@@ -368,11 +368,6 @@ def choose_rows(logits, samplings: list[Sampling], all_cores=False) -> list[Pick
     return [picked(int(token), row, s) for token, row, s in zip(ids, logits, samplings)]
 
 
-def compiled_sample(logits, temperature, top_k, top_p, coin, min_p=0.0) -> int:
-    """reference.sampling.sample's signature: one row through choose_rows."""
-    return choose_rows(logits[None].copy(), [Sampling(temperature, top_k, top_p, coin, min_p)])[0].id
-
-
 PANEL = 2 * LANES  # outputs a panel: two vectors, so that each x[k] fetched feeds two multiply-adds
 # Rows a tile: eight rows' 16 sums take 16 vector registers, which only AVX-512's 32 leave room beside the
 # panel's two and x[k]; with AVX2's 16, four rows (8 sums) keep to registers.
