@@ -16,6 +16,7 @@ pieces, joined, are exactly the text a non-streaming call returns.
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,8 +51,7 @@ class Settings:
                         penalties, self.logprobs)
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # made for every token of every request: a NamedTuple costs a third of a dataclass
     id: int
     text: str  # the text this token releases (may be "" while text is held back)
     finish_reason: str | None = None  # set on the last token: "length", "stop" or "eos"
@@ -69,9 +69,12 @@ class StopMatcher:
 
     def __init__(self, stops: Sequence[str]):
         self.stops = [s for s in stops if s]
+        self.longest = max(map(len, self.stops), default=0)
         self.pending = ""
 
     def push(self, text: str) -> tuple[str, bool]:
+        if not self.stops:  # nothing to hold back
+            return text, False
         self.pending += text
         hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
         if hits:
@@ -84,7 +87,7 @@ class StopMatcher:
 
     def longest_stop_prefix_tail(self) -> int:
         """Length of the longest tail of `pending` that begins some stop string."""
-        for n in range(min(len(self.pending), max((len(s) for s in self.stops), default=0)), 0, -1):
+        for n in range(min(len(self.pending), self.longest), 0, -1):
             tail = self.pending[-n:]
             if any(s.startswith(tail) for s in self.stops):
                 return n

@@ -187,7 +187,8 @@ class Tokenizer:
         return StreamDecoder(self)
 
     def token_bytes(self, i: int) -> bytes:
-        return self.decode_bytes([i])
+        found = self.decoder.get(i)
+        return found if found is not None else self.decode_bytes([i])  # which says why it is not there
 
     # ------------------------------------------------------------------ files
 

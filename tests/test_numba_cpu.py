@@ -95,28 +95,28 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
 
 
 @njit
-def multiply_add_rows(x, w, c, out):  # out[j:j + 8] = x[j // 8] * w[j:j + 8] + c[j:j + 8], in vectors of 8
+def multiply_add_rows(x, w, c, out):  # out[j:j + LANES] = x[j // LANES] * w[j:j + LANES] + c[j:j + LANES], by vectors
     for j in range(0, out.shape[0], LANES):
         store(out, j, fma(splat(x[j // LANES]), load(w, j), load(c, j)))
 
 
 def test_vectors_multiply_and_add_each_lane_rounding_once_and_store_only_the_lanes_that_fit():
-    x, w, c = (RNG.standard_normal(n).astype(np.float32) for n in (3, 24, 24))
-    out = np.full(21, np.nan, np.float32)  # the last vector's lanes 5..7 fall past the end
-    multiply_add_rows(x, w, c, out[:19])
+    x, w, c = (RNG.standard_normal(n).astype(np.float32) for n in (3, 3 * LANES, 3 * LANES))
+    out = np.full(3 * LANES, np.nan, np.float32)
+    multiply_add_rows(x, w, c, out[:3 * LANES - 3])  # the last vector's last 3 lanes fall past the end
     # float64 holds x * w exactly; the sum then rounds once to float32 (rounding twice, to float64 first, errs
     # only for sums within 2^-29 of a tie: none in these)
     want = (np.repeat(x, LANES).astype(np.float64) * w + c).astype(np.float32)
-    assert np.array_equal(out[:19], want[:19])
-    assert np.isnan(out[19:]).all()
+    assert np.array_equal(out[:-3], want[:-3])
+    assert np.isnan(out[-3:]).all()
 
 
 def test_panels_hold_each_output_s_weights_in_k_order():
-    w_t = np.arange(3 * 20, dtype=np.float32).reshape(20, 3)  # [n_out, n_in]
-    panels = panels_of(w_t)  # [2, 3 * 16]: outputs 0..15, then 16..19 and 12 zero outputs
+    w_t = np.arange(3 * (PANEL + 4), dtype=np.float32).reshape(PANEL + 4, 3)  # [n_out, n_in]
+    panels = panels_of(w_t)  # [2, 3 * PANEL]: the first PANEL outputs, then the last 4 and zero outputs
     assert panels.shape == (2, 3 * PANEL)
-    assert np.array_equal(panels[0].reshape(3, PANEL), w_t[:16].T)
-    assert np.array_equal(panels[1].reshape(3, PANEL)[:, :4], w_t[16:].T)
+    assert np.array_equal(panels[0].reshape(3, PANEL), w_t[:PANEL].T)
+    assert np.array_equal(panels[1].reshape(3, PANEL)[:, :4], w_t[PANEL:].T)
     assert not panels[1].reshape(3, PANEL)[:, 4:].any()
 
 
@@ -236,8 +236,8 @@ def test_a_batch_of_rows_is_chosen_as_each_row_alone(all_cores):
              Sampling(0.0, 0, 1.0, 0, penalties=Penalties.of(ids, 20, 2.0, 0.0, 0.0), logprobs=0),
              Sampling(1.0, 40, 0.9, 0), Sampling(1.2, 0, 0.95, 0, logprobs=3), Sampling(0.7, 5, 1.0, 0, min_p=0.05),
              Sampling(0.0, 0, 1.0, 0)]
-    samplings = [Sampling(**{**vars(kinds[r % len(kinds)]), "coin": float(coin)})
-                 for r, coin in enumerate(RNG.random(24, dtype=np.float32))]
+    coins = RNG.random(24, dtype=np.float32)
+    samplings = [kinds[r % len(kinds)]._replace(coin=float(coin)) for r, coin in enumerate(coins)]
     logits = (RNG.standard_normal((24, 4096)) * 3).astype(np.float32)
     got = choose_rows(logits.copy(), samplings, all_cores)
     assert got == choose_rows(logits.copy(), samplings, not all_cores)

@@ -138,7 +138,7 @@ def test_logprobs_are_the_log_softmax_after_penalties_and_temperature(temperatur
                         presence_penalty=0.5, logprobs=k).sampling(0.37, tokens, 2)
     pick = choose(logits, sampling)
     want = log_softmax_float64(penalized_float64(logits, tokens, 2, 1.3, 0.0, 0.5), temperature)
-    assert pick.id == choose(logits, Sampling(**{**sampling.__dict__, "logprobs": None})).id
+    assert pick.id == choose(logits, sampling._replace(logprobs=None)).id
     assert abs(pick.logprob - want[pick.id]) < 1e-5
     order = sorted(range(300), key=lambda i: (-want[i], i))[:k]
     assert [i for i, _ in pick.top] == order

@@ -118,8 +118,8 @@ class Scheduler:
         """Blocks for `positions`, preempting the newest running requests that
         are not already in this step's batch if the pool is full. False if none
         could be found, or if `request` itself was the newest and was preempted."""
-        scheduled = {id(item.request) for item in batch}
         while self.blocks.available() < self.blocks_needed(request, positions):
+            scheduled = {id(item.request) for item in batch}
             victims = [r for r in self.running if id(r) not in scheduled]
             if not victims:
                 return False

@@ -21,6 +21,7 @@ time. docs/tutorials/08-batching.md measures what this costs.
 """
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -78,7 +79,8 @@ def batch_rows(chunks, block_size, width=None):
 
 def sampled_rows(chunks):  # -> the chunks that sample a token [n], and the row of each one's last token [n]
     sampled = [i for i, c in enumerate(chunks) if c.sampling is not None]
-    return sampled, (np.cumsum([len(c.ids) for c in chunks]) - 1)[sampled]
+    ends = list(accumulate(len(c.ids) for c in chunks))  # [len(chunks)] each chunk's last row + 1
+    return sampled, np.array([ends[i] - 1 for i in sampled], dtype=np.int64)
 
 
 def row_linear(x, w, b):  # [N, n_in], [n_in, n_out], [n_out] -> [N, n_out]
