@@ -67,7 +67,7 @@ from ..reference.paged import Chunk, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling, penalize, picked
 from . import DeviceError
 from .numpy_backend import NumpyModel
-from .vectors import LANES, fma, load, splat, store, zeros
+from .vectors import LANES, LINE, fma, load, prefetch, splat, store, zeros
 
 # Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
 # infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
@@ -174,19 +174,36 @@ def store_kv(qkv, bias, pool_k, pool_v, slot_mapping):  # qkv [N, 3C] += bias; i
 
 
 @njit(**LOOP)
+def slot(table, p, block_size):  # a sequence's position p -> its row of the pool, through its block table
+    return table[p // block_size] * block_size + p % block_size
+
+
+AHEAD = 8  # positions: how far ahead of its use attend_row asks for a key or value row
+
+
+@njit(**LOOP)
+def prefetch_row(row):  # [C] float32: a hint that every cache line of the row will be read soon
+    for j in range(0, row.shape[0], LINE):
+        prefetch(row, j)
+
+
+@njit(**LOOP)
 def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, scores, out):
     """Row i's query attends over its own sequence's positions 0..p, read
     through the block table; out[i] = its heads' weighted means of the values.
     scores: [H, >= p + 1] scratch. Each key and value row is read once, for
     every head: between two steps the weights have pushed the pool out of the
     cache, and one pass over whole rows is what the memory prefetcher serves
-    best."""
+    best. Each row is asked for AHEAD positions before it is read (a block's
+    rows are contiguous, but the next block may be anywhere in the pool)."""
     C = out.shape[1]
     D = C // n_head
     scale = np.float32(1.0 / math.sqrt(D))
     table, S = block_tables[seq[i]], positions[i] + 1
     for p in range(S):  # every head's score at position p
-        k = pool_k[table[p // block_size] * block_size + p % block_size]
+        if p + AHEAD < S:
+            prefetch_row(pool_k[slot(table, p + AHEAD, block_size)])
+        k = pool_k[slot(table, p, block_size)]
         for h in range(n_head):
             q_h, k_h = qkv[i, h * D:(h + 1) * D], k[h * D:(h + 1) * D]
             dot = np.float32(0)
@@ -203,7 +220,9 @@ def attend_row(i, qkv, pool_k, pool_v, positions, seq, block_tables, block_size,
             scores[h, p] /= total
     out[i] = 0
     for p in range(S):  # the weighted mean of the values, every head at once
-        v = pool_v[table[p // block_size] * block_size + p % block_size]
+        if p + AHEAD < S:
+            prefetch_row(pool_v[slot(table, p + AHEAD, block_size)])
+        v = pool_v[slot(table, p, block_size)]
         for h in range(n_head):
             w, v_h, out_h = scores[h, p], v[h * D:(h + 1) * D], out[i, h * D:(h + 1) * D]
             for d in range(D):
@@ -369,6 +388,9 @@ def choose_rows(logits, samplings: list[Sampling], all_cores=False) -> list[Pick
 
 
 PANEL = 2 * LANES  # outputs a panel: two vectors, so that each x[k] fetched feeds two multiply-adds
+# Inputs: how far ahead of its use a tile asks for a panel's weights (a cache line an input, so 2 KB on).
+# The memory prefetcher alone ran behind: asked for, a step's products for 8 rows took 12% less time.
+PANEL_AHEAD = 32
 # Rows a tile: eight rows' 16 sums take 16 vector registers, which only AVX-512's 32 leave room beside the
 # panel's two and x[k]; with AVX2's 16, four rows (8 sums) keep to registers.
 TILE_ROWS = 8 if llvm.get_host_cpu_features().get("avx512f") else 4
@@ -392,6 +414,7 @@ def one_row(x, panel, out, i, j):  # out[i, j:j + 16] = x[i] @ panel's 16 output
     more rows, each weight loaded once for all of them."""
     a, b = zeros(), zeros()
     for k in range(x.shape[1]):
+        prefetch(panel, PANEL * (k + PANEL_AHEAD))
         w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
         s = splat(x[i, k])
         a, b = fma(s, w0, a), fma(s, w1, b)
@@ -402,6 +425,7 @@ def one_row(x, panel, out, i, j):  # out[i, j:j + 16] = x[i] @ panel's 16 output
 def four_rows(x, panel, out, i, j):  # out[i:i + 4, j:j + 16] = x[i:i + 4] @ panel's 16 outputs
     a0, a1, a2, a3, b0, b1, b2, b3 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
     for k in range(x.shape[1]):
+        prefetch(panel, PANEL * (k + PANEL_AHEAD))
         w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
         s = splat(x[i, k])
         a0, b0 = fma(s, w0, a0), fma(s, w1, b0)
@@ -420,6 +444,7 @@ def eight_rows(x, panel, out, i, j):  # out[i:i + 8, j:j + 16] = x[i:i + 8] @ pa
     a0, a1, a2, a3, a4, a5, a6, a7 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
     b0, b1, b2, b3, b4, b5, b6, b7 = zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), zeros()
     for k in range(x.shape[1]):
+        prefetch(panel, PANEL * (k + PANEL_AHEAD))
         w0, w1 = load(panel, PANEL * k), load(panel, PANEL * k + LANES)
         s = splat(x[i, k])
         a0, b0 = fma(s, w0, a0), fma(s, w1, b0)

@@ -103,6 +103,26 @@ def store_all(typingctx, row, i, v):  # row[i:i + 8] = v; i + 8 <= len(row) unch
     return types.none(row, i, f32x8), codegen
 
 
+LINE = 16  # float32s in a cache line (64 bytes)
+PREFETCH = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), INT32, INT32, INT32])
+
+
+@intrinsic
+def prefetch(typingctx, row, i):  # a hint: row[i]'s cache line will be read soon; never faults, even past the end
+    if row != FLOAT_ROW:
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        fetch = builder.module.globals.get("llvm.prefetch.p0i8") or ir.Function(builder.module, PREFETCH,
+                                                                               name="llvm.prefetch.p0i8")
+        read, keep_in_every_cache, data_cache = (ir.Constant(INT32, n) for n in (0, 3, 1))
+        builder.call(fetch, [pointer, read, keep_in_every_cache, data_cache])
+        return context.get_dummy_value()
+    return types.none(row, i), codegen
+
+
 @njit(cache=True, nogil=True)
 def store(row, i, v):  # row[i:i + 8] = v, the lanes that fit in the row
     if i + LANES <= row.shape[0]:
