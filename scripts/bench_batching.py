@@ -7,9 +7,9 @@ N concurrent streaming clients beside the same server at --max-batch 1.
 
 1. In-process. First the engine (cpu-numba) with 8 requests at once, their
    tokens read by 8 threads, one each, a token at a time, and what came
-   every --stream-interval-ms (10 ms) as the server's routes read them, against one thread reading
-   one request after another: what waking a reader for every sequence at
-   every step costs, without HTTP.
+   every --stream-interval-ms (10 ms) as the server's routes read them,
+   against one thread reading one request after another: what waking a
+   reader for every sequence at every step costs, without HTTP.
    Then one step. For one stream: the single-sequence decode step
    (reference/model.py, then sampling), the engine's step of one sequence
    on both CPU backends (reference/paged.py; its small operations compiled,
