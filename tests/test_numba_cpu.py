@@ -11,7 +11,7 @@ from inference import load_model
 from inference.backends import DeviceError, numba_cpu
 from inference.backends.numba_cpu import (PANEL, choose_rows, exp32, kth_largest, panels_of, rows_times,
                                           rows_times_on_all_cores, sample_row)
-from inference.backends.vectors import LANES, fma, load, splat, store
+from inference.backends.vectors import LANES, fma, load, prefetch, splat, store
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
 from test_sampling_kernel import near_a_boundary
@@ -109,6 +109,25 @@ def test_vectors_multiply_and_add_each_lane_rounding_once_and_store_only_the_lan
     want = (np.repeat(x, LANES).astype(np.float64) * w + c).astype(np.float32)
     assert np.array_equal(out[:-3], want[:-3])
     assert np.isnan(out[-3:]).all()
+
+
+@njit
+def prefetched_sum(row, ahead):  # row.sum(), asking for row[i + ahead] at each i, past the end too
+    total = np.float32(0)
+    for i in range(row.shape[0]):
+        prefetch(row, i + ahead)
+        total += row[i]
+    return total
+
+
+def test_a_prefetch_is_only_a_hint_and_never_faults_even_far_past_the_end():
+    """The products and the attention ask for memory ahead of their reads, up
+    to the end of a panel or a row and beyond: a hint that reads nothing the
+    program sees, and cannot fail, even 1 GB past the end of the array."""
+    row = RNG.standard_normal(1000).astype(np.float32)
+    for ahead in (0, 32, 1 << 28):
+        assert prefetched_sum(row, ahead) == prefetched_sum(row, 0)
+    assert prefetched_sum(row, 0) == np.cumsum(row)[-1]  # the same float32 sum, in the same order
 
 
 def test_panels_hold_each_output_s_weights_in_k_order():
