@@ -454,21 +454,22 @@ def at_least(low: int):
     return check
 
 
-def positive_seconds(text: str) -> float:
+def number(text: str) -> float:  # the float the text says, or NaN, which no range holds
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = float("nan")
+        return float("nan")
+
+
+def positive_seconds(text: str) -> float:
+    value = number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
 
 
 def non_negative_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = number(text)
     if not 0 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"must be a number of milliseconds from 0 to 1000, got {text!r}")
     return value
