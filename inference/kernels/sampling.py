@@ -34,6 +34,7 @@ accept the neighbour only there.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import cuda, float32, int32
@@ -219,7 +220,9 @@ class BatchSampler:
     and the settings' buffers for `max_rows` rows, allocated once; the
     penalties' buffers too, for rows that have seen at most `max_seen`
     distinct tokens (a backend passes n_ctx: a sequence sees no more than its
-    context holds; None: every token of the vocabulary)."""
+    context holds; None: every token of the vocabulary). The views of the
+    buffers' first n rows are made once for each n and kept: a view of a
+    device array costs the host about as much as a launch."""
 
     def __init__(self, max_rows, vocab_size, max_seen=None, block_size=SAMPLE_BLOCK):
         self.weights = cuda.device_array((max_rows, vocab_size), dtype=np.float32)
@@ -234,6 +237,13 @@ class BatchSampler:
         self.offsets = cuda.device_array(max_rows + 1, dtype=np.int32)
         self.repetition = cuda.device_array(max_rows, dtype=np.float32)
         self.block_size = block_size
+        self.views = {}  # n -> SamplerRows: the buffers' first n rows
+
+    def rows(self, n) -> "SamplerRows":
+        if n not in self.views:
+            self.views[n] = SamplerRows(self.floats[:n], self.ints[:n], self.weights[:n], self.bits[:n],
+                                        self.out[:n], self.logprob[:n])
+        return self.views[n]
 
     def launch(self, logits, samplings: list[Sampling]) -> list[Pick]:
         """device [n, V] logits (penalized in place) -> n Picks, on the host."""
@@ -245,12 +255,12 @@ class BatchSampler:
         ints[:, TOP_K] = np.minimum([s.top_k for s in samplings], V)  # any k >= V keeps everything
         ints[:, MIN_P_BITS] = np.array([s.min_p for s in samplings], dtype=np.float32).view(np.int32)
         ints[:, WANT_LOGPROB] = [s.logprobs is not None for s in samplings]
-        self.floats[:n].copy_to_device(floats)
-        self.ints[:n].copy_to_device(ints)
-        sample_batch_kernel[n, threads](logits, self.floats[:n], self.ints[:n], self.weights[:n], self.bits[:n],
-                                        self.out[:n], self.logprob[:n])
-        ids = self.out[:n].copy_to_host()
-        logprobs = self.logprob[:n].copy_to_host() if ints[:, WANT_LOGPROB].any() else None
+        rows = self.rows(n)
+        rows.floats.copy_to_device(floats)
+        rows.ints.copy_to_device(ints)
+        sample_batch_kernel[n, threads](logits, *rows)
+        ids = rows.out.copy_to_host()
+        logprobs = rows.logprob.copy_to_host() if ints[:, WANT_LOGPROB].any() else None
         return [self.pick(logits, r, int(ids[r]), s, logprobs) for r, s in enumerate(samplings)]
 
     def penalize(self, logits, samplings: list[Sampling], threads: int) -> None:
@@ -285,3 +295,12 @@ class BatchSampler:
 def sample(logits, temperature, top_k, top_p, coin, block_size=SAMPLE_BLOCK):  # device [V] -> int
     """One token id; the same coin picks what reference.sampling.sample picks."""
     return int(Sampler(logits.shape[0], block_size).launch(logits, temperature, top_k, top_p, coin).copy_to_host()[0])
+
+
+class SamplerRows(NamedTuple):  # a BatchSampler's buffers, their first n rows: sample_batch_kernel's arguments
+    floats: object  # [n, 3] temperature, top_p, coin
+    ints: object  # [n, 3] top_k, min_p's bits, whether to write the log-probability
+    weights: object  # [n, V] scratch
+    bits: object  # [n, V] the weights' bit patterns (the same memory)
+    out: object  # [n] the chosen ids
+    logprob: object  # [n] their log-probabilities
