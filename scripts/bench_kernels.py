@@ -292,27 +292,6 @@ def counting_launches():
         yield count
 
 
-def launching_on(stream):
-    """Every launch on `stream` instead of the default one: here a CUDA graph
-    builder, whose stream records the launches instead of running them
-    (numba-cuda 0.29+ takes a cuda.core GraphBuilder)."""
-    return launch_hook(lambda launch_config: (*launch_config, stream) if len(launch_config) == 2 else launch_config)
-
-
-def captured_step(model, pool, rows):
-    """The step's kernels (CudaModel.batch_logits, every input already on the
-    device) captured once as a CUDA graph; replaying it runs the same kernels
-    on the same buffers with one launch from the host."""
-    from cuda.core import Device
-    device = Device()
-    device.set_current()
-    builder = device.create_graph_builder()
-    builder.begin_building()
-    with launching_on(builder):
-        model.batch_logits(pool, rows)
-    return builder.end_building().complete(), device.create_stream()
-
-
 def graph_costs(model, pool, batches, repeat):
     """The step's kernels launched one by one against the same kernels replayed
     as one CUDA graph, and whether the graph's logits are the launched ones."""
@@ -327,8 +306,9 @@ def graph_costs(model, pool, batches, repeat):
         if config.ENABLE_CUDASIM:
             print(f"| {name} | - | - | - | not tried: the simulator has no CUDA graphs |")
             continue
-        try:
-            graph, stream = captured_step(model, pool, rows)
+        try:  # the backend's own recording (cuda_backend.StepGraphs), without its check
+            graph = pool.graphs.record(rows)
+            stream = pool.graphs.device.default_stream
         except Exception as e:  # an older numba-cuda or cuda.core: say why, and go on
             print(f"| {name} | - | - | - | not captured: {type(e).__name__}: {e} |")
             continue
@@ -396,7 +376,9 @@ def timed_ms(step):
 def launch_costs(model_dir, requests, prompt_tokens, repeat, warm_up=True):
     """Kernel launches in a decode step of the CUDA backend, and what they cost
     the host at least: launches x the time to launch an empty kernel. Where that
-    floor is near the step's time, launch overhead, not the GPU, bounds decode."""
+    floor is near the step's time, launch overhead, not the GPU, bounds decode.
+    Then the engine's steps as the server runs them, replayed as CUDA graphs
+    (cuda_backend.StepGraphs: only the sampler's kernel is launched)."""
     from inference import load_model
     from inference.reference.paged import Chunk
     from inference.reference.sampling import Sampling
@@ -415,18 +397,26 @@ def launch_costs(model_dir, requests, prompt_tokens, repeat, warm_up=True):
     tables = [list(range(i * blocks_each, (i + 1) * blocks_each)) for i in range(requests)]
     model.step_batch(pool, [Chunk(prompt, 0, table, greedy) for table in tables])  # prefill every sequence
 
-    def engine_step(n):
-        return lambda: model.step_batch(pool, [Chunk([token], len(prompt), table, greedy) for table in tables[:n]])
+    def engine_step(n, graphs):  # the pool's graphs on (where it can record them) or off
+        def step():
+            pool.graphs.on = graphs and can_record
+            model.step_batch(pool, [Chunk([token], len(prompt), table, greedy) for table in tables[:n]])
+        return step
+
+    can_record = pool.graphs.on  # not under the simulator
 
     launch_us, launch_8_us, view_us = host_costs(200 if repeat == 1 else 2000)
     print(f"kernel launches in a decode step; an empty kernel launches in {launch_us:.1f} us on the host "
           f"({launch_8_us:.1f} us with 8 array arguments), and a view of a device array takes {view_us:.1f} us:")
     print("| step | kernel launches | launches x empty launch, ms | the step, ms |")
     print("| --- | --- | --- | --- |")
-    for name, step in [("one sequence (CudaSession)", session_step), ("engine, 1 row", engine_step(1)),
-                       (f"engine, {requests} rows", engine_step(requests))]:
+    for name, step in [("one sequence (CudaSession)", session_step), ("engine, 1 row", engine_step(1, False)),
+                       (f"engine, {requests} rows", engine_step(requests, False)),
+                       ("engine, 1 row, replayed as a CUDA graph", engine_step(1, True)),
+                       (f"engine, {requests} rows, replayed as a CUDA graph", engine_step(requests, True))]:
         if warm_up:
             step()  # compiles what the prefill did not use
+            step()  # and records the step as a graph, where the pool's graphs are on
         with counting_launches() as count:
             times = [timed_ms(step)]
         times += [timed_ms(step) for _ in range(repeat - 1)]

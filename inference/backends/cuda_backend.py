@@ -4,13 +4,18 @@ Weights are uploaded once, when the model loads. Each sequence (session)
 allocates its KV cache and its activation buffers once, on the device. A
 decode step then moves one token id in and one token id out: the logits
 never leave the GPU, the sampling kernel picks the token there.
+
+The engine's decode steps are replayed as CUDA graphs (StepGraphs): one
+launch from the host for the kernels before sampling (58 for the shipped
+model), where numba-cuda's launches cost the host more than the GPU's work.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
 from ..kernels.attention import MAX_CONTEXT, attention, store_kv
 from ..kernels.embedding import embedding
@@ -21,6 +26,8 @@ from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv
 from ..kernels.sampling import BatchSampler
 from ..reference.paged import batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling
+
+log = logging.getLogger("inference.backends")
 
 
 def upload(tree):
@@ -59,37 +66,37 @@ class CudaModel:
         metadata copied in, the step's kernels, then one sampling block per
         sequence that samples picks its token on the device."""
         rows = pool.upload_batch(chunks)
-        logits = self.batch_logits(pool, rows)  # [n, V], on the device
+        logits = pool.graphs.logits(rows)  # [n, V], on the device: batch_logits, replayed where it can be
         picks = [None] * len(chunks)
         if rows.sampled:
             for i, pick in zip(rows.sampled, pool.sampler.launch(logits, [chunks[i].sampling for i in rows.sampled])):
                 picks[i] = pick
         return picks
 
-    def batch_logits(self, pool: "CudaKVPool", rows: "BatchRows"):  # -> device [n, V], n = len(rows.sampled)
+    def batch_logits(self, pool: "CudaKVPool", rows: "BatchRows", stream=0):  # -> device [n, V], n sampled
         """The step's kernels alone, every input already on the device: the
         batch's N rows go through each linear layer together, attention reads
         each row's keys through its block table. No copy and no wait for the
-        host, so the whole of it can be captured as one CUDA graph
-        (scripts/bench_kernels.py tries that)."""
-        c, p = self.config, self.params
+        host, so the whole of it can be recorded as one CUDA graph: every
+        launch goes to `stream`, a graph builder's while StepGraphs records."""
+        c, p, s = self.config, self.params, stream
         a = pool.activations(rows.N, len(rows.sampled))
-        embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=a.x)
+        embedding_at(p["wte"], p["wpe"], rows.ids, rows.positions, out=a.x, stream=s)
         for blk, k, v in zip(p["blocks"], pool.layers_k, pool.layers_v):
-            layer_norm(a.x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=a.h)
-            linear(a.h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=a.qkv)
-            store_kv_paged(a.qkv, k, v, rows.slot_mapping)
+            layer_norm(a.x, blk["ln_1"]["g"], blk["ln_1"]["b"], c.eps, out=a.h, stream=s)
+            linear(a.h, blk["attn"]["c_attn"]["w"], blk["attn"]["c_attn"]["b"], out=a.qkv, stream=s)
+            store_kv_paged(a.qkv, k, v, rows.slot_mapping, stream=s)
             paged_attention(a.q, k, v, rows.positions, rows.seq, rows.block_tables, pool.block_size, c.n_head,
-                            out=a.att)
-            linear(a.att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=a.x, residual=a.x)
-            layer_norm(a.x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=a.h)
-            linear(a.h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=a.fc)
-            gelu(a.fc, out=a.fc)
-            linear(a.fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=a.x, residual=a.x)
-        layer_norm(a.x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=a.h)
+                            out=a.att, stream=s)
+            linear(a.att, blk["attn"]["c_proj"]["w"], blk["attn"]["c_proj"]["b"], out=a.x, residual=a.x, stream=s)
+            layer_norm(a.x, blk["ln_2"]["g"], blk["ln_2"]["b"], c.eps, out=a.h, stream=s)
+            linear(a.h, blk["mlp"]["c_fc"]["w"], blk["mlp"]["c_fc"]["b"], out=a.fc, stream=s)
+            gelu(a.fc, out=a.fc, stream=s)
+            linear(a.fc, blk["mlp"]["c_proj"]["w"], blk["mlp"]["c_proj"]["b"], out=a.x, residual=a.x, stream=s)
+        layer_norm(a.x, p["ln_f"]["g"], p["ln_f"]["b"], c.eps, out=a.h, stream=s)
         if rows.sampled:
-            gather_rows(a.h, rows.last, out=a.h_last)
-            linear(a.h_last, p["wte_t"], p["no_bias"], out=a.logits)
+            gather_rows(a.h, rows.last, out=a.h_last, stream=s)
+            linear(a.h_last, p["wte_t"], p["no_bias"], out=a.logits, stream=s)
         return a.logits
 
 
@@ -182,6 +189,7 @@ class CudaKVPool:
         self.logits = cuda.device_array((S, c.vocab_size), dtype=np.float32)
         self.sampler = BatchSampler(S, c.vocab_size, c.n_ctx)
         self.views = {}  # (what, shape) -> the views made for it; emptied at MAX_VIEWS shapes
+        self.graphs = StepGraphs(model, self)
 
     def upload_batch(self, chunks) -> "BatchRows":
         """The batch's row metadata, computed on the host and copied into the
@@ -248,6 +256,91 @@ class BatchRows:
     block_tables: object
     sampled: list
     last: object
+
+    @property
+    def decodes(self) -> bool:  # one row for each sequence, and each one samples: a decode step
+        return self.N == len(self.sampled)
+
+
+class StepGraphs:
+    """The engine's decode steps replayed as CUDA graphs, one for each number
+    of sequences N.
+
+    A decode step launches 59 kernels, and numba-cuda's launch costs the host
+    100-200 us (the arguments are checked and packed in Python each time), so
+    launching took longer than the kernels ran (tutorial 8). A CUDA graph
+    records the launches once and replays them all with one call. It records
+    the arguments too, the buffers' addresses included; replaying it is right
+    only while the step reads the same buffers. A decode step of N sequences
+    always does: the pool's kept views of N rows (CudaKVPool.activations,
+    meta_views) are slices of buffers allocated once, the rows' metadata and
+    block tables are copied into them before each step, and the kernels read
+    positions and tables from there, not from their launch arguments. Steps
+    with prompt chunks (rows of many shapes) are launched as before.
+
+    The first decode step of N sequences is launched (it compiles what is new
+    and makes the views), the second is recorded, and then replayed once
+    against the logits the same step gave launched: only the same bits keep
+    the graph. Where recording fails (the simulator, a numba-cuda without
+    graph builders, a driver that refuses) or the bits differ, the pool says
+    why in the log and launches from then on. Graphs run on the default
+    stream, as every launch and copy of the backend does, so they wait for
+    the copies before them, and the sampler's launch waits for them."""
+
+    def __init__(self, model: CudaModel, pool: "CudaKVPool"):
+        self.model, self.pool = model, pool
+        self.on = not config.ENABLE_CUDASIM  # the simulator has no CUDA graphs
+        self.graphs = {}  # N -> the recorded decode step of N sequences
+        self.seen = set()  # N whose first step was launched
+        self.device = None  # cuda.core's Device, once a graph is recorded
+
+    def logits(self, rows: BatchRows):  # -> device [n, V]: model.batch_logits(pool, rows)
+        if not rows.decodes:
+            return self.model.batch_logits(self.pool, rows)
+        graph = self.graphs.get(rows.N)
+        if graph is None and self.on and rows.N in self.seen:
+            graph = self.recorded(rows)
+        if graph is None:
+            self.seen.add(rows.N)
+            return self.model.batch_logits(self.pool, rows)
+        graph.launch(self.device.default_stream)
+        return self.pool.activations(rows.N, rows.N).logits
+
+    def recorded(self, rows: BatchRows):
+        """The step's kernels recorded as a graph, kept if replaying it gives the
+        launched step's logits; None (and no more graphs) otherwise."""
+        want = self.model.batch_logits(self.pool, rows).copy_to_host()
+        try:
+            graph = self.record(rows)
+            logits = self.pool.activations(rows.N, rows.N).logits
+            logits.copy_to_device(np.full(want.shape, np.nan, dtype=np.float32))  # the replay must write them
+            graph.launch(self.device.default_stream)
+            same = np.array_equal(logits.copy_to_host(), want)
+        except Exception as e:  # no graph builder here, or the driver refused one: launch as before
+            log.warning("CUDA graphs off: recording the decode step of %d sequences failed (%s: %s)",
+                        rows.N, type(e).__name__, e)
+            self.on = False
+            return None
+        if not same:
+            log.warning("CUDA graphs off: the decode step of %d sequences replayed gave other logits than "
+                        "launched", rows.N)
+            self.on = False
+            return None
+        self.graphs[rows.N] = graph
+        return graph
+
+    def record(self, rows: BatchRows):  # -> a cuda.core Graph of model.batch_logits(pool, rows)
+        from cuda.core import Device  # numba-cuda's own dependency; a graph builder is a launch stream from 0.29
+        if self.device is None:
+            self.device = Device(cuda.get_current_device().id)
+        self.device.set_current()  # numba's context (the device's primary one), in this thread
+        builder = self.device.create_graph_builder()
+        builder.begin_building()
+        try:
+            self.model.batch_logits(self.pool, rows, stream=builder)
+        finally:
+            builder.end_building()
+        return builder.complete()
 
 
 def gpu_name() -> str:

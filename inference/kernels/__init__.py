@@ -9,4 +9,8 @@ with the outer loop replaced by a thread index; later versions are one
 explained step faster), and tests/kernels checks every version against the
 reference. They run on a GPU, or anywhere under Numba's CUDA simulator
 (NUMBA_ENABLE_CUDASIM=1), which runs every thread in Python.
+
+The launchers the batched step uses take a `stream`: where the launch goes,
+0 (the default stream) unless the backend is recording the step as a CUDA
+graph (backends/cuda_backend.py, StepGraphs).
 """

@@ -45,13 +45,13 @@ def gelu_v2_kernel(x, out):
 VERSIONS = (1, 2)
 
 
-def gelu(x, out=None, version=2, block_size=BLOCK, grid_size=1024):  # device [...] -> [...]
+def gelu(x, out=None, version=2, block_size=BLOCK, grid_size=1024, stream=0):  # device [...] -> [...]
     out = cuda.device_array_like(x) if out is None else out
     flat_x, flat_out = x.reshape(x.size), out.reshape(out.size)
     if version == 1:
-        gelu_v1_kernel[ceil_div(x.size, block_size), block_size](flat_x, flat_out)
+        gelu_v1_kernel[ceil_div(x.size, block_size), block_size, stream](flat_x, flat_out)
     elif version == 2:
-        gelu_v2_kernel[min(grid_size, ceil_div(x.size, block_size)), block_size](flat_x, flat_out)
+        gelu_v2_kernel[min(grid_size, ceil_div(x.size, block_size)), block_size, stream](flat_x, flat_out)
     else:
         raise ValueError(f"gelu has versions {VERSIONS}, not {version}")
     return out

@@ -125,18 +125,18 @@ def no_residual():
     return _NO_RESIDUAL["array"]
 
 
-def linear(x, w, b, out=None, residual=None, version=None):  # device [N, K], [K, M], [M] -> [N, M]
+def linear(x, w, b, out=None, residual=None, version=None, stream=0):  # device [N, K], [K, M], [M] -> [N, M]
     N, M = x.shape[0], w.shape[1]
     out = cuda.device_array((N, M), dtype="float32") if out is None else out
     residual = no_residual() if residual is None else residual
     if version is None:
         version = 1 if N <= 4 else 3  # a few rows: matrix-vector, bound by reading w once
     if version == 1:
-        linear_v1_kernel[(ceil_div(M, BLOCK), N), (BLOCK, 1)](x, w, b, residual, out)
+        linear_v1_kernel[(ceil_div(M, BLOCK), N), (BLOCK, 1), stream](x, w, b, residual, out)
     elif version == 2:
-        linear_v2_kernel[(ceil_div(M, TILE), ceil_div(N, TILE)), (TILE, TILE)](x, w, b, residual, out)
+        linear_v2_kernel[(ceil_div(M, TILE), ceil_div(N, TILE)), (TILE, TILE), stream](x, w, b, residual, out)
     elif version == 3:
-        linear_v3_kernel[(ceil_div(M, OUT_TILE), ceil_div(N, OUT_TILE)), (TILE, TILE)](x, w, b, residual, out)
+        linear_v3_kernel[(ceil_div(M, OUT_TILE), ceil_div(N, OUT_TILE)), (TILE, TILE), stream](x, w, b, residual, out)
     else:
         raise ValueError(f"linear has versions {VERSIONS}, not {version}")
     return out

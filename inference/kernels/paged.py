@@ -90,31 +90,31 @@ def gather_rows_kernel(x, rows, out):  # [N, C], [n] int32 -> out [n, C]
         out[i, c] = x[rows[i], c]
 
 
-def store_kv(qkv, pool_k, pool_v, slot_mapping):
+def store_kv(qkv, pool_k, pool_v, slot_mapping, stream=0):
     N, C = qkv.shape[0], pool_k.shape[1]
-    store_kv_kernel[(ceil_div(C, BLOCK), N), (BLOCK, 1)](qkv, pool_k, pool_v, slot_mapping)
+    store_kv_kernel[(ceil_div(C, BLOCK), N), (BLOCK, 1), stream](qkv, pool_k, pool_v, slot_mapping)
 
 
 def paged_attention(q, pool_k, pool_v, positions, seq, block_tables, block_size, n_head, out,
-                    threads=BLOCK):  # device [N, *], [slots, C] x 2, [N] x 2, [n_seqs, max_blocks] -> [N, C]
+                    threads=BLOCK, stream=0):  # device [N, *], [slots, C] x 2, [N] x 2, [n_seqs, max_blocks] -> [N, C]
     N, C = q.shape[0], pool_k.shape[1]
     if block_tables.shape[1] * block_size > MAX_CONTEXT:
         raise ValueError(f"paged attention keeps a row of scores in shared memory: at most {MAX_CONTEXT} positions")
     if threads > MAX_ATTENTION_THREADS:
         raise ValueError(f"paged attention runs at most {MAX_ATTENTION_THREADS} threads a block, not {threads}")
     inv_sqrt_d = np.float32(1.0 / math.sqrt(C // n_head))
-    paged_attention_kernel[(n_head, N), threads](q, pool_k, pool_v, positions, seq, block_tables,
+    paged_attention_kernel[(n_head, N), threads, stream](q, pool_k, pool_v, positions, seq, block_tables,
                                                  np.int32(block_size), np.int32(n_head), inv_sqrt_d, out)
     return out
 
 
-def embedding_at(wte, wpe, ids, positions, out):
+def embedding_at(wte, wpe, ids, positions, out, stream=0):
     N, C = ids.shape[0], wte.shape[1]
-    embedding_at_kernel[(ceil_div(C, BLOCK), N), (BLOCK, 1)](wte, wpe, ids, positions, out)
+    embedding_at_kernel[(ceil_div(C, BLOCK), N), (BLOCK, 1), stream](wte, wpe, ids, positions, out)
     return out
 
 
-def gather_rows(x, rows, out):
+def gather_rows(x, rows, out, stream=0):
     n, C = rows.shape[0], x.shape[1]
-    gather_rows_kernel[(ceil_div(C, BLOCK), n), (BLOCK, 1)](x, rows, out)
+    gather_rows_kernel[(ceil_div(C, BLOCK), n), (BLOCK, 1), stream](x, rows, out)
     return out

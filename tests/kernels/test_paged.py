@@ -3,7 +3,7 @@ poisoned outputs, and the CUDA backend's batched step against the NumPy one."""
 
 import numpy as np
 import pytest
-from numba import cuda
+from numba import config, cuda
 
 from inference.kernels import paged
 from inference.kernels.sampling import BatchSampler
@@ -145,3 +145,66 @@ def test_a_sequences_logits_are_the_same_bits_alone_or_in_any_batch(tiny_cuda_pa
     alone = logits(1)
     for n in (4, 8):
         assert np.array_equal(logits(n), alone), f"the logits changed beside {n - 1} others"
+
+
+def prompts_then_decodes(steps=4):  # two sequences' prompts in one step, then their decode steps, sampled
+    sampled = Sampling(temperature=1.0, top_k=0, top_p=1.0, coin=0.3)
+    tables = [[3, 1], [0, 2]]
+    yield [ref.Chunk([5, 6, 7], 0, tables[0], sampled), ref.Chunk([11, 12], 0, tables[1], sampled)]
+    for t in range(steps):
+        yield [ref.Chunk([4 + t], 3 + t, tables[0], sampled), ref.Chunk([9 + t], 2 + t, tables[1], sampled)]
+
+
+@pytest.mark.skipif(bool(config.ENABLE_CUDASIM), reason="the simulator has no CUDA graphs (the next test stands in "
+                    "for one there); `tox -e gpu` runs this on a GPU")
+def test_decode_steps_replayed_as_cuda_graphs_give_the_numpy_ids(tiny_cuda_pair):
+    cpu, gpu = tiny_cuda_pair
+    pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
+    for chunks in prompts_then_decodes(steps=6):
+        assert cpu.step_batch(pools[0], chunks) == gpu.step_batch(pools[1], chunks)
+    assert pools[1].graphs.on and list(pools[1].graphs.graphs) == [2], "the decode step was not replayed"
+
+
+class Replay:
+    """A CUDA graph's stand-in under the simulator, which has none: the recorded
+    step's launches made again with the arguments they were recorded with."""
+
+    def __init__(self, model, pool, rows, broken=False):
+        self.model, self.pool, self.rows, self.broken, self.launches = model, pool, rows, broken, 0
+
+    def launch(self, stream):
+        self.launches += 1
+        if not self.broken:  # a broken graph writes nothing: the poisoned logits stay
+            self.model.batch_logits(self.pool, self.rows)
+
+
+@pytest.mark.parametrize("graph", ["replays", "writes nothing", "cannot be recorded"])
+def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatch, caplog, graph):
+    """The CUDA pool launches the first decode step of N sequences, records the
+    second and checks its replay against it, then replays; prompt steps are
+    always launched. A graph that gives other logits, or none, turns graphs
+    off. Every step's ids are the NumPy engine's."""
+    from types import SimpleNamespace
+
+    from inference.backends.cuda_backend import StepGraphs
+    cpu, gpu = tiny_cuda_pair
+    recorded = []
+
+    def record(graphs, rows):
+        if graph == "cannot be recorded":
+            raise RuntimeError("no graph builder here")
+        graphs.device = SimpleNamespace(default_stream=0)
+        recorded.append(Replay(gpu, graphs.pool, rows, broken=graph == "writes nothing"))
+        return recorded[-1]
+
+    monkeypatch.setattr(StepGraphs, "record", record)
+    pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
+    pools[1].graphs.on = True
+    for chunks in prompts_then_decodes():
+        assert cpu.step_batch(pools[0], chunks) == gpu.step_batch(pools[1], chunks)
+    if graph == "replays":
+        assert [r.launches for r in recorded] == [1 + 1 + 2]  # the check, its own step, the two steps after
+        assert list(pools[1].graphs.graphs) == [2] and pools[1].graphs.on
+    else:
+        assert not pools[1].graphs.on and not pools[1].graphs.graphs
+        assert "CUDA graphs off" in caplog.text
