@@ -522,7 +522,8 @@ def attention(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tab
               all_cores):
     """attend, its rows on all cores from two rows on (one row's attention
     does not pay for waking the other cores: its heads shared between two
-    were no faster in a trial)."""
+    were no faster in a trial, nor its positions in two halves, each half's
+    softmax rescaled to a common max after)."""
     if all_cores and out.shape[0] > 1:
         attend_on_all_cores(qkv, bias, pool_k, pool_v, slot_mapping, positions, seq, block_tables, block_size, n_head,
                             out)
