@@ -7,6 +7,7 @@ gelu.png         the reference GELU beside ReLU
 attention.png    attention weights of every head of one layer of the model on a Rust snippet
 matmul_tiles.png which block and which thread compute which part of out in the tiled matmul (v2)
 sampling.png     the next-token distribution after a prompt, and what top-k / top-p keep
+paged_pool.png   tutorial 8's three requests in a pool of 12 blocks: their block tables, a shared prefix
 loss.png         the training loss curve from the model folder's loss.csv (into the model folder)
 """
 
@@ -20,10 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from inference import load_model  # noqa: E402
+from inference import Settings, load_model  # noqa: E402
+from inference.engine.blocks import BlockManager  # noqa: E402
+from inference.engine.request import Request  # noqa: E402
+from inference.engine.scheduler import Scheduler  # noqa: E402
 from inference.reference import layers  # noqa: E402
 from inference.reference.model import KVCache  # noqa: E402
-from inference.reference.sampling import top_k_mask, top_p_mask  # noqa: E402
+from inference.reference.sampling import Pick, top_k_mask, top_p_mask  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = "fn add(a: u32, b: u32) -> u32 {\n    a + b\n}\n\nfn main() {\n    let x = add(1, 2);\n"
@@ -145,6 +149,64 @@ def loss_figure(model_dir):
     fig.savefig(model_dir / "loss.png", dpi=120)
 
 
+def paged_requests(model):
+    """Tutorial 8's example, through the real scheduler and block manager: A and B
+    prefilled in one step and given a token each, then C, whose prompt starts as
+    A's does. -> (the block manager, {name: request}) after C's step is scheduled."""
+    tok, n_ctx = model.tokenizer, model.config.n_ctx
+    blocks = BlockManager(n_blocks=12, block_size=4)
+    scheduler = Scheduler(blocks, max_batch=4, max_step_tokens=64, max_waiting=4)
+    shared = "use std::collections::HashMap;\n\n"
+    a = Request(tok.encode(shared + "fn count(words: &[&str]) -> usize {"), Settings(), tok, n_ctx)
+    b = Request(tok.encode("let total: u32 = 0;"), Settings(), tok, n_ctx)
+    scheduler.waiting.extend([a, b])
+    scheduler.finish_step(scheduler.schedule(), [Pick(42), Pick(43)])
+    c = Request(tok.encode(shared + "fn main() {"), Settings(), tok, n_ctx)
+    scheduler.waiting.append(c)
+    scheduler.schedule()
+    return blocks, {"A": a, "B": b, "C": c}
+
+
+def paged_pool_figure(model, out):
+    """The pool's blocks (each a column of block_size slots, slot 0 on top, filled where a
+    position's key and value are), and each request's block table pointing into it; C shares
+    A's first blocks."""
+    blocks, requests = paged_requests(model)
+    B, colors = blocks.block_size, {"A": "#8dd3c7", "B": "#fdb462", "C": "#bebada"}
+    filled = {(r.block_table[p // B], p % B) for r in requests.values() for p in range(len(r.tokens))}
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    pool_y, width = 3.2, 1.0
+    for block in range(blocks.n_blocks):  # the pool: one column of B slots per block
+        users = [name for name, r in requests.items() if block in r.block_table]
+        x = block * (width + 0.25)
+        for slot in range(B):
+            ax.add_patch(plt.Rectangle((x, pool_y + (B - 1 - slot) * 0.3), width, 0.3, edgecolor="black", lw=0.6,
+                                       facecolor=colors[users[0]] if (block, slot) in filled else "white",
+                                       hatch="//" if len(users) > 1 else None))
+        ax.text(x + width / 2, pool_y - 0.25, str(block), ha="center", va="center", fontsize=9)
+        label = "+".join(users) if users else "free"
+        ax.text(x + width / 2, pool_y + B * 0.3 + 0.2, label, ha="center", va="center", fontsize=8)
+    ax.text(-0.3, pool_y + B * 0.15, f"pool\n({B} slots\na block)", ha="right", va="center", fontsize=9)
+    table_x, cell, y = 0.3, 0.7, 0.6
+    for name, r in requests.items():  # the block tables side by side, and where each entry points
+        ax.text(table_x, y - 0.3, f"{name}'s block table: {len(r.tokens)} positions" + (
+            f",\n{r.cached_tokens} of them found cached" if r.cached_tokens else ""), va="top", fontsize=8)
+        for i, block in enumerate(r.block_table):
+            x = table_x + i * cell
+            ax.add_patch(plt.Rectangle((x, y), cell, 0.4, facecolor=colors[name], edgecolor="black", lw=0.6))
+            ax.text(x + cell / 2, y + 0.2, str(block), ha="center", va="center", fontsize=8)
+            ax.annotate("", xy=(block * (width + 0.25) + width / 2, pool_y - 0.45), xytext=(x + cell / 2, y + 0.4),
+                        arrowprops=dict(arrowstyle="->", color=colors[name], lw=1.2))
+        table_x += len(r.block_table) * cell + 1.2
+    ax.set_xlim(-2.6, blocks.n_blocks * (width + 0.25))
+    ax.set_ylim(-0.4, pool_y + B * 0.3 + 0.5)
+    ax.axis("off")
+    ax.set_title("block tables over the pool: position p is slot p % 4 of block table[p // 4] "
+                 "(hatched: a block two requests share)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "paged_pool.png", dpi=120)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "data" / "claude-rust-small")
@@ -157,6 +219,7 @@ def main():
     attention_figure(model, args.out, args.layer)
     matmul_tiles_figure(args.out)
     sampling_figure(model, args.out)
+    paged_pool_figure(model, args.out)
     if (args.model / "loss.csv").is_file():
         loss_figure(args.model)
     print(f"figures written to {args.out}")
