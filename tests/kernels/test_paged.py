@@ -129,22 +129,24 @@ def tiny_cuda_pair(tmp_path_factory):
 
 def test_a_sequences_logits_are_the_same_bits_alone_or_in_any_batch(tiny_cuda_pair):
     """Batch invariance on the GPU: one sequence's decode step alone (1 row),
-    beside 3 others (4 rows) and beside 7 (8 rows, past where `linear` changes
-    kernels) gives the same logits, bit for bit."""
+    beside 3 others (4 rows), beside 7 (8 rows, past where `linear` changes
+    kernels) and beside another's 6-token prompt chunk gives the same logits,
+    bit for bit."""
     _, gpu = tiny_cuda_pair
-    pool = gpu.new_kv_pool(16, 4)
+    pool = gpu.new_kv_pool(20, 4)
     greedy = Sampling(temperature=0.0, top_k=0, top_p=1.0, coin=0.5)
     tables = [[2 * i, 2 * i + 1] for i in range(8)]
     prompts = [ref.Chunk([3 + i, 9, 4 + i], 0, table, greedy) for i, table in enumerate(tables)]
     gpu.step_batch(pool, prompts)  # every sequence's first three positions, in the pool
+    decodes = [ref.Chunk([7 + i], 3, table, greedy) for i, table in enumerate(tables)]
+    prompt = ref.Chunk([5, 6, 7, 8, 9, 10], 0, [16, 17], greedy)
 
-    def logits(n):  # the first sequence's next-token logits, decoded beside n - 1 others
-        decodes = [ref.Chunk([7 + i], 3, table, greedy) for i, table in enumerate(tables[:n])]
-        return gpu.batch_logits(pool, pool.upload_batch(decodes)).copy_to_host()[0]
+    def logits(batch):  # the first sequence's next-token logits, in this batch
+        return gpu.batch_logits(pool, pool.upload_batch(batch)).copy_to_host()[0]
 
-    alone = logits(1)
-    for n in (4, 8):
-        assert np.array_equal(logits(n), alone), f"the logits changed beside {n - 1} others"
+    alone = logits(decodes[:1])
+    for name, batch in [("3 others", decodes[:4]), ("7 others", decodes), ("a prompt chunk", [decodes[0], prompt])]:
+        assert np.array_equal(logits(batch), alone), f"the logits changed beside {name}"
 
 
 def prompts_then_decodes(steps=4):  # two sequences' prompts in one step, then their decode steps, sampled
