@@ -308,7 +308,7 @@ def graph_costs(model, pool, batches, repeat):
             continue
         try:  # the backend's own recording (cuda_backend.StepGraphs), without its check
             graph = pool.graphs.record(rows)
-            stream = pool.graphs.device.default_stream
+            stream = pool.graphs.stream
         except Exception as e:  # an older numba-cuda or cuda.core: say why, and go on
             print(f"| {name} | - | - | - | not captured: {type(e).__name__}: {e} |")
             continue

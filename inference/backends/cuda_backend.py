@@ -283,16 +283,17 @@ class StepGraphs:
     against the logits the same step gave launched: only the same bits keep
     the graph. Where recording fails (the simulator, a numba-cuda without
     graph builders, a driver that refuses) or the bits differ, the pool says
-    why in the log and launches from then on. Graphs run on the default
-    stream, as every launch and copy of the backend does, so they wait for
-    the copies before them, and the sampler's launch waits for them."""
+    why in the log and launches from then on. Graphs run on stream 0, the
+    default stream, where numba-cuda sends every launch and copy of the
+    backend, so they wait for the copies before them, and the sampler's
+    launch waits for them."""
 
     def __init__(self, model: CudaModel, pool: "CudaKVPool"):
         self.model, self.pool = model, pool
         self.on = not config.ENABLE_CUDASIM  # the simulator has no CUDA graphs
         self.graphs = {}  # N -> the recorded decode step of N sequences
         self.seen = set()  # N whose first step was launched
-        self.device = None  # cuda.core's Device, once a graph is recorded
+        self.device = self.stream = None  # cuda.core's Device and stream 0, once a graph is recorded
 
     def logits(self, rows: BatchRows):  # -> device [n, V]: model.batch_logits(pool, rows)
         if not rows.decodes:
@@ -303,7 +304,7 @@ class StepGraphs:
         if graph is None:
             self.seen.add(rows.N)
             return self.model.batch_logits(self.pool, rows)
-        graph.launch(self.device.default_stream)
+        graph.launch(self.stream)
         return self.pool.activations(rows.N, rows.N).logits
 
     def recorded(self, rows: BatchRows):
@@ -314,7 +315,7 @@ class StepGraphs:
             graph = self.record(rows)
             logits = self.pool.activations(rows.N, rows.N).logits
             logits.copy_to_device(np.full(want.shape, np.nan, dtype=np.float32))  # the replay must write them
-            graph.launch(self.device.default_stream)
+            graph.launch(self.stream)
             same = np.array_equal(logits.copy_to_host(), want)
         except Exception as e:  # no graph builder here, or the driver refused one: launch as before
             log.warning("CUDA graphs off: recording the decode step of %d sequences failed (%s: %s)",
@@ -330,9 +331,10 @@ class StepGraphs:
         return graph
 
     def record(self, rows: BatchRows):  # -> a cuda.core Graph of model.batch_logits(pool, rows)
-        from cuda.core import Device  # numba-cuda's own dependency; a graph builder is a launch stream from 0.29
+        from cuda.core import Device, Stream  # numba-cuda's dependency; it takes a graph builder as a stream (0.29+)
         if self.device is None:
             self.device = Device(cuda.get_current_device().id)
+            self.stream = Stream.from_handle(0)  # the default stream, where numba-cuda sends our launches and copies
         self.device.set_current()  # numba's context (the device's primary one), in this thread
         builder = self.device.create_graph_builder()
         builder.begin_building()

@@ -195,7 +195,7 @@ def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatc
     def record(graphs, rows):
         if graph == "cannot be recorded":
             raise RuntimeError("no graph builder here")
-        graphs.device = SimpleNamespace(default_stream=0)
+        graphs.device, graphs.stream = SimpleNamespace(), 0
         recorded.append(Replay(gpu, graphs.pool, rows, broken=graph == "writes nothing"))
         return recorded[-1]
 
