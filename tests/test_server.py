@@ -576,12 +576,12 @@ def test_device_cuda_without_a_gpu_stops_start_up(tiny_model_dir):
     assert result.returncode == 1 and "no usable CUDA GPU" in result.stderr
 
 
-def test_warm_up_runs_a_prompt_a_sampled_and_a_greedy_token(tiny_model):
+def test_warm_up_runs_a_prompt_a_sampled_and_greedy_tokens(tiny_model):
     from inference.engine import Engine
     counted = WrappedModel(tiny_model)
     engine = Engine(counted)
     try:
-        assert engine.warm_up() > 0 and counted.steps == 3  # the prompt + a sampled token; the prompt + 2 greedy
+        assert engine.warm_up() > 0 and counted.steps == 4  # the prompt + a sampled token; the prompt + 3 greedy
     finally:
         engine.stop()
 

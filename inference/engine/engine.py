@@ -81,13 +81,14 @@ class Engine:
         """Run one short request through every path a request takes (a prompt
         of several tokens, a sampled token, then greedy ones) and return the
         seconds it took. On CUDA that compiles every kernel the engine launches
-        (Numba compiles on first call), so the first request does not wait for
-        the compiler, and a GPU that cannot run them fails here, before serving:
-        the error is raised."""
+        (Numba compiles on first call) and records the decode step of one
+        sequence as a CUDA graph (its second decode step), so the first request
+        does not wait for either, and a GPU that cannot run them fails here,
+        before serving: the error is raised."""
         t0 = time.perf_counter()
         n_ctx = self.model.config.n_ctx
         prompt = [0] * max(1, min(8, n_ctx - 2))  # > 4 rows: the kernels' prompt paths, not only decode ones
-        for settings in (Settings(max_new_tokens=1, seed=0), Settings(max_new_tokens=2, do_sample=False)):
+        for settings in (Settings(max_new_tokens=1, seed=0), Settings(max_new_tokens=3, do_sample=False)):
             for _ in self.submit(prompt, settings).stream():
                 pass
         return time.perf_counter() - t0
