@@ -141,8 +141,8 @@ class Scheduler:
         for block in self.blocks.cached_prefix(request.tokens):
             self.blocks.take(block)
             request.block_table.append(block)
-        request.computed = request.sealed = len(request.block_table)
-        request.computed *= self.blocks.block_size
+        request.sealed = len(request.block_table)  # cached blocks are full, and already known to the cache
+        request.computed = request.sealed * self.blocks.block_size
         request.cached_tokens = max(request.cached_tokens, request.computed)
 
     # ------------------------------------------------------------ after a step
