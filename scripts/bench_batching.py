@@ -22,9 +22,10 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    server runs it (on all cores), on one core, and on one core with the rows
    one at a time instead of in tiles of eight or four. The
    timed steps take turns, best of --repeat rounds, so that a noisy
-   neighbour slows them alike. Then one row's attention alone, hot in the
-   cache and right after all the step's weights went through it, as they do
-   between one step's use of a layer's keys and values and the next's.
+   neighbour slows them alike. Then one row's attention alone, and its
+   sampling, hot in the cache and right after all the step's weights went
+   through it, as they do between one step's use of a layer's keys and
+   values and the next's, and between a step's products and its sampling.
    And the ceiling: the step's matrix products for 8 rows, one row at a time
    against all rows at once (OpenBLAS, cpu-numba's rows_times, and PyTorch
    if installed): what batching can gain on them on this CPU; and the
@@ -177,14 +178,16 @@ def step_costs(model, compiled, repeat, position=128):
               f"{invariant / batched:.2f}x | {fast:.2f} | {1000 * n / fast:,.0f} | {one_core:.2f} | "
               f"{one_core / fast:.2f}x | {one_by_one:.2f} | {one_by_one / one_core:.2f}x |")
     print()
-    attention_in_the_cache(model, pool, one[0], repeat)
+    in_the_cache_and_after(model, pool, one[0], logits, repeat)
 
 
-def attention_in_the_cache(model, pool, chunk, repeat):
-    """Layer 0's attention for one row at chunk.start, on both CPU backends:
-    called again and again (its keys and values stay in the cache), and each
-    time right after all the step's weights went through a matrix product,
-    as between one step's layer 0 and the next's."""
+def in_the_cache_and_after(model, pool, chunk, logits, repeat):
+    """Layer 0's attention for one row at chunk.start, and sampling that row's
+    logits [V], on both CPU backends: called again and again (what they read
+    stays in the cache), and each time right after all the step's weights went
+    through a matrix product, as between one step's layer 0 and the next's,
+    and between a step's products and its sampling (which then finds its code,
+    its data and Python's own pushed out of the core's caches)."""
     c, C = model.config, model.config.n_embd
     qkv = np.random.default_rng(2).standard_normal((1, 3 * C)).astype(np.float32)
     visible = [paged.slots(chunk.block_table, np.arange(chunk.end), pool.block_size)]
@@ -206,12 +209,15 @@ def attention_in_the_cache(model, pool, chunk, repeat):
             best = min(best, time.perf_counter() - t0)
         return 1e6 * best
 
-    kernels = {"cpu (paged_attention)": lambda: paged.paged_attention(qkv[:, :C], pool.k[0], pool.v[0], [chunk],
-                                                                      c.n_head, pool.block_size, visible),
-               "cpu-numba (attend)": lambda: attend(qkv, no_bias, pool.k[0], pool.v[0], slot, position, seq, table,
-                                                    pool.block_size, c.n_head, att)}
-    print(f"one row's attention in layer 0 at position {chunk.start}, microseconds (best of {10 * repeat}):")
-    print("| backend | hot in the cache | after the step's weights went through |")
+    kernels = {"attention, cpu (paged_attention)": lambda: paged.paged_attention(
+                   qkv[:, :C], pool.k[0], pool.v[0], [chunk], c.n_head, pool.block_size, visible),
+               "attention, cpu-numba (attend)": lambda: attend(qkv, no_bias, pool.k[0], pool.v[0], slot, position,
+                                                               seq, table, pool.block_size, c.n_head, att),
+               "sampling, cpu (choose)": lambda: choose(logits, SAMPLING),
+               "sampling, cpu-numba (choose_rows)": lambda: choose_rows(logits[None], [SAMPLING])}
+    print(f"one row's attention in layer 0 at position {chunk.start}, and its sampling, microseconds "
+          f"(best of {10 * repeat}):")
+    print("| what | hot in the cache | after the step's weights went through |")
     print("| --- | --- | --- |")
     for name, fn in kernels.items():
         print(f"| {name} | {best_us(fn, lambda: None):.1f} | {best_us(fn, stream_weights):.1f} |")
