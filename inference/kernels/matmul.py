@@ -21,8 +21,9 @@ v3  register blocking on top of tiling: a 16 x 16 block computes a 64 x 64
     multiply-adds: four times the arithmetic per shared-memory load of v2.
 
 Every version adds an output up the same way: its K products in k order,
-from zero, then the bias, then the residual. So an output has the same bits
-whichever version computes it, and the backend may pick the version by the
+from zero, each with one fused multiply-add (cuda.fma: one rounding, not left
+to the compiler's choice of contracting a * b + c), then the bias, then the
+residual. So an output has the same bits whichever version computes it, and the backend may pick the version by the
 number of rows (v1 up to 4) without a row's logits depending on how many
 rows its batch had (batch invariance, tutorial 8).
 """
@@ -43,7 +44,7 @@ def linear_v1_kernel(x, w, b, residual, out):  # x [N, K], w [K, M], b [M], resi
         return
     acc = float32(0)
     for k in range(x.shape[1]):
-        acc += x[r, k] * w[k, c]
+        acc = cuda.fma(x[r, k], w[k, c], acc)
     acc += b[c]
     if residual.shape[0] > 0:
         acc += residual[r, c]
@@ -65,7 +66,7 @@ def linear_v2_kernel(x, w, b, residual, out):
         w_tile[ty, tx] = w[k0 + ty, c] if k0 + ty < K and c < M else float32(0)
         cuda.syncthreads()
         for k in range(TILE):
-            acc += x_tile[ty, k] * w_tile[k, tx]
+            acc = cuda.fma(x_tile[ty, k], w_tile[k, tx], acc)
         cuda.syncthreads()  # before the next iteration overwrites the tiles
     if r < N and c < M:
         acc += b[c]
@@ -101,7 +102,7 @@ def linear_v3_kernel(x, w, b, residual, out):
                 ws[i] = w_tile[k, tx + i * TILE]
             for i in range(PER):
                 for j in range(PER):
-                    acc[i, j] += xs[i] * ws[j]
+                    acc[i, j] = cuda.fma(xs[i], ws[j], acc[i, j])
         cuda.syncthreads()
     for i in range(PER):
         r = row0 + ty + i * TILE
