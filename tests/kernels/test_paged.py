@@ -180,26 +180,32 @@ class Replay:
             self.model.batch_logits(self.pool, self.rows)
 
 
-@pytest.mark.parametrize("graph", ["replays", "writes nothing", "cannot be recorded"])
-def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatch, caplog, graph):
-    """The CUDA pool launches the first decode step of N sequences, records the
-    second and checks its replay against it, then replays; prompt steps are
-    always launched. A graph that gives other logits, or none, turns graphs
-    off. Every step's ids are the NumPy engine's."""
+def stand_in_graphs(monkeypatch, graph="replays"):  # -> the list of Replays the CUDA pools record
+    """StepGraphs.record gives a Replay (or, for "cannot be recorded", raises)."""
     from types import SimpleNamespace
 
     from inference.backends.cuda_backend import StepGraphs
-    cpu, gpu = tiny_cuda_pair
     recorded = []
 
     def record(graphs, rows):
         if graph == "cannot be recorded":
             raise RuntimeError("no graph builder here")
         graphs.device, graphs.stream = SimpleNamespace(), 0
-        recorded.append(Replay(gpu, graphs.pool, rows, broken=graph == "writes nothing"))
+        recorded.append(Replay(graphs.model, graphs.pool, rows, broken=graph == "writes nothing"))
         return recorded[-1]
 
     monkeypatch.setattr(StepGraphs, "record", record)
+    return recorded
+
+
+@pytest.mark.parametrize("graph", ["replays", "writes nothing", "cannot be recorded"])
+def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatch, caplog, graph):
+    """The CUDA pool launches the first decode step of N sequences, records the
+    second and checks its replay against it, then replays; prompt steps are
+    always launched. A graph that gives other logits, or none, turns graphs
+    off. Every step's ids are the NumPy engine's."""
+    cpu, gpu = tiny_cuda_pair
+    recorded = stand_in_graphs(monkeypatch, graph)
     pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
     pools[1].graphs.on = True
     for chunks in prompts_then_decodes():
@@ -210,3 +216,29 @@ def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatc
     else:
         assert not pools[1].graphs.on and not pools[1].graphs.graphs
         assert "CUDA graphs off" in caplog.text
+
+
+def test_an_engine_whose_decode_steps_are_replayed_gives_the_numpy_engines_ids(tiny_cuda_pair, monkeypatch):
+    """Requests come and go while the batch keeps two sequences: the same graph
+    of two replays steps of other sequences, at other positions, through the
+    block tables and positions copied in before it (a stand-in graph under the
+    simulator; `test_decode_steps_replayed_as_cuda_graphs_give_the_numpy_ids`
+    replays real ones on a GPU)."""
+    from inference.engine import Engine
+    from inference.generation import Settings
+    from test_engine import run_all
+    recorded = stand_in_graphs(monkeypatch)
+    requests = [([3, 4, 5], Settings(max_new_tokens=3, do_sample=False)),
+                ([6, 7], Settings(max_new_tokens=6, seed=1)),
+                ([8, 9, 10, 11], Settings(max_new_tokens=4, seed=2))]
+    got = []
+    for model in tiny_cuda_pair:
+        engine = Engine(model, max_batch=2, max_step_tokens=8, block_size=4)
+        if model is tiny_cuda_pair[1]:
+            engine.pool.graphs.on = True
+        try:
+            got.append(run_all(engine, requests))
+        finally:
+            engine.stop()
+    assert got[0] == got[1] and [len(ids) for ids in got[0]] == [3, 6, 4]
+    assert [r.rows.N for r in recorded] == [2] and recorded[0].launches > 3, "no graph of two replayed several steps"
