@@ -63,17 +63,22 @@ def test_paged_step_is_the_reference_fed_token_by_token_bit_for_bit(tiny_model):
 
 # ------------------------------------------------------------- the engine
 
-def stuck():
-    pytest.fail("no token for 30 s: the engine is stuck")
+def stuck_after(seconds):
+    def stuck():
+        pytest.fail(f"no token for {seconds} s: the engine is stuck")
+    return stuck
 
 
-def ids_of(request):
-    return [t.id for t in request.stream(poll_s=30, client_gone=stuck)]
+stuck = stuck_after(30)
 
 
-def run_all(engine, requests):
+def ids_of(request, stuck_after_s=30):
+    return [t.id for t in request.stream(poll_s=stuck_after_s, client_gone=stuck_after(stuck_after_s))]
+
+
+def run_all(engine, requests, stuck_after_s=30):
     submitted = [engine.submit(ids, s) for ids, s in requests]
-    return [ids_of(r) for r in submitted]
+    return [ids_of(r, stuck_after_s) for r in submitted]
 
 
 def alone(model, requests, **options):

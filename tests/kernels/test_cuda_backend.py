@@ -1,9 +1,10 @@
 """End to end: the CUDA backend against the NumPy backend, through load_model,
 the generation loop and the same coins, on the shipped model. On a GPU: a
 whole-context prompt, 64 greedy tokens, several sampling seeds. Under the
-simulator (every thread is Python: ~20 s per step of the shipped model on a
-2-core machine) the same checks at a few tokens, plus longer runs on a tiny
-random model."""
+simulator (every thread is Python: ~30 s per step of the shipped model on a
+2-core machine, more under coverage) every check on a tiny random model, and
+the shipped model's logits and its most complete sampling check (penalties,
+min-p, log-probabilities) at two tokens."""
 
 from pathlib import Path
 
@@ -36,12 +37,18 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", params=sizes(["tiny", "shipped"], ["shipped"]))
+# the models each test runs on, by how long a step of them takes under the simulator
+EVERY_MODEL = sizes(["tiny", "shipped"], ["shipped"])
+QUICK_MODELS = sizes(["tiny"], ["shipped"])
+
+
+@pytest.fixture(scope="module")
 def models(request, tmp_path_factory):
     path = SHIPPED if request.param == "shipped" else tiny_model_dir(tmp_path_factory)
     return request.param, load_model(path, device="cpu"), load_model(path, device="cuda")
 
 
+@pytest.mark.parametrize("models", EVERY_MODEL, indirect=True)
 def test_logits_match_over_a_prompt(models):
     name, cpu, gpu = models
     T = LENGTHS[name][0] or cpu.config.n_ctx
@@ -54,6 +61,7 @@ def ids_of(model, settings, prompt):
     return [t.id for t in generate_tokens(model, model.tokenizer.encode(prompt), settings)]
 
 
+@pytest.mark.parametrize("models", QUICK_MODELS, indirect=True)
 def test_greedy_generation_gives_identical_ids(models):
     name, cpu, gpu = models
     settings = Settings(max_new_tokens=LENGTHS[name][1], do_sample=False)
@@ -62,6 +70,7 @@ def test_greedy_generation_gives_identical_ids(models):
     assert len(want) == settings.max_new_tokens or cpu.tokenizer.special_tokens.get("<|endoftext|>") == want[-1]
 
 
+@pytest.mark.parametrize("models", QUICK_MODELS, indirect=True)
 def test_seeded_sampling_gives_identical_ids(models):
     name, cpu, gpu = models
     new_tokens, seeds = LENGTHS[name][1:]
@@ -70,6 +79,7 @@ def test_seeded_sampling_gives_identical_ids(models):
         assert ids_of(gpu, settings, "let") == ids_of(cpu, settings, "let"), f"seed {seed}"
 
 
+@pytest.mark.parametrize("models", EVERY_MODEL, indirect=True)
 def test_penalties_min_p_and_logprobs_give_identical_tokens(models):
     """The sampling controls on both backends, seeded: the same ids, and the
     sampled tokens' log-probabilities (the device's own reduction) agree."""

@@ -16,6 +16,10 @@ C, H, B = sizes((16, 2, 4), (768, 12, 16))  # width, heads, block size
 # three sequences: a prefill chunk ending mid-block, a one-token decode, a chunk across blocks
 CHUNKS = [ref.Chunk([1] * 5, 0, [6, 2]), ref.Chunk([1], 9, [0, 7, 3]), ref.Chunk([1] * 3, 2, [5, 1])]
 N_BLOCKS = 8
+# An engine here waits this long for a token before it is called stuck: under the simulator
+# (every thread in Python) with coverage on, a slow machine took over 30 s for one step, and
+# on a GPU the first step compiles the kernels.
+STUCK_AFTER_S = 600
 
 
 def batch_rows(chunks):
@@ -102,7 +106,7 @@ def test_the_engine_sizes_the_cuda_step_by_its_bounds(tiny_cuda_pair):
     for model in tiny_cuda_pair:
         engine = Engine(model, max_batch=2, max_step_tokens=8, block_size=4)
         try:
-            got.append(run_all(engine, requests))
+            got.append(run_all(engine, requests, STUCK_AFTER_S))
         finally:
             engine.stop()
     pool = engine.pool  # the CUDA engine's
@@ -237,7 +241,7 @@ def test_an_engine_whose_decode_steps_are_replayed_gives_the_numpy_engines_ids(t
         if model is tiny_cuda_pair[1]:
             engine.pool.graphs.on = True
         try:
-            got.append(run_all(engine, requests))
+            got.append(run_all(engine, requests, STUCK_AFTER_S))
         finally:
             engine.stop()
     assert got[0] == got[1] and [len(ids) for ids in got[0]] == [3, 6, 4]
