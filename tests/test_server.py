@@ -228,23 +228,25 @@ def reference_logprobs(model, prompt_ids, generated):  # float64 log-softmax of 
 
 
 def test_a_fast_stream_is_written_a_few_tokens_at_a_time(tiny_model):
-    """With a stream interval of 0.5 s and a token every 10 ms, the first token
+    """With a stream interval of 2 s and a token every 10 ms, the first token
     is written at once, and the 29 that come while the reader waits go in one
-    write after it; with no pause and a token every 30 ms (time for the
-    reader to take each one alone), every token has a write of its own. The
-    events are the same either way."""
+    write when the last of them comes, not when the interval ends; with no
+    pause and a token every 30 ms (time for the reader to take each one
+    alone), every token has a write of its own. The events are the same
+    either way."""
     body = {"prompt": "fn", "max_new_tokens": 30, "seed": 3}
     writes = {}
-    for interval, delay in ((0.0, 0.03), (0.5, 0.01)):
+    for interval, delay in ((0.0, 0.03), (2.0, 0.01)):
         with serving(WrappedModel(tiny_model, delay=delay), stream_interval=interval) as (client, _):
             writes[interval] = [(at, [json.loads(data) for kind, data in parse_sse(chunk.decode())
                                       if kind == "message"]) for at, chunk in timed_chunks(client.port, body)]
     token_writes = {interval: [events for _, events in chunks if events] for interval, chunks in writes.items()}
     assert [len(events) for events in token_writes[0.0]] == [1] * 30
-    assert sum(token_writes[0.5], []) == sum(token_writes[0.0], [])
-    first_at, first = writes[0.5][0]
+    assert sum(token_writes[2.0], []) == sum(token_writes[0.0], [])
+    first_at, first = writes[2.0][0]
     assert first_at < 0.25 and first[0]["id"] == token_writes[0.0][0][0]["id"]
-    assert len(token_writes[0.5]) <= 3
+    assert len(token_writes[2.0]) <= 3
+    assert writes[2.0][-1][0] < 1.5, "the stream's end waited for the interval"
 
 
 def test_logprobs_in_generate_and_in_the_stream(server, tiny_model):

@@ -2,6 +2,7 @@
 
 import itertools
 import queue
+import threading
 import time
 
 import numpy as np
@@ -41,6 +42,8 @@ class Request:
     coins:       the seeded generator: one coin per generated token, so a seed
                  gives the same text alone, batched, or after a preemption
     outbox:      Tokens for the reader; the last one has a finish_reason (or it is an exception)
+    ended:       set with the last item put in the outbox, so that a reader pausing between
+                 bursts takes it at once
     """
 
     _numbers = itertools.count()
@@ -59,6 +62,7 @@ class Request:
         self.cancelled = False
         self.finished = False
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.ended = threading.Event()
         self.submitted, self.first_token_at = time.perf_counter(), None
 
     @property
@@ -77,11 +81,14 @@ class Request:
         self.first_token_at = self.first_token_at or time.perf_counter()
         self.finished = token.finish_reason is not None
         self.outbox.put(token)
+        if self.finished:
+            self.ended.set()
         return token
 
     def fail(self, error: Exception) -> None:
         self.finished = True
         self.outbox.put(error)
+        self.ended.set()
 
     def stream(self, poll_s: float | None = None, client_gone=None):
         """The reader's side, one Token at a time until the last (bursts without pause)."""
@@ -92,12 +99,13 @@ class Request:
         """The reader's side: lists of Tokens until the last one, each list all
         that came since the one before. Raises what the engine failed it with.
 
-        After each list but the last the reader sleeps `interval` seconds, so
+        After each list but the last the reader pauses `interval` seconds, so
         a fast stream is written to its socket a few tokens at a time: every
         token on its own cost a write, a wake-up of the reader and one of the
         client, taken from the cores the engine's step runs on. A token that
         comes while the reader waits (the first one, and any slower than
-        `interval`) is handed over at once.
+        `interval`) is handed over at once, and so is the last one (or an
+        error), which ends the pause: the end of a stream is not held back.
 
         `client_gone()`, asked every `poll_s` seconds whether tokens come or
         not, lets a reader that never writes notice its client left (asked
@@ -119,7 +127,7 @@ class Request:
             if tokens and tokens[-1].finish_reason is not None:
                 return
             if tokens and interval:
-                time.sleep(interval)
+                self.ended.wait(interval)
 
     def waiting_items(self, timeout: float | None) -> list:
         """Everything in the outbox, waiting up to `timeout` for the first item
