@@ -17,8 +17,8 @@ C, H, B = sizes((16, 2, 4), (768, 12, 16))  # width, heads, block size
 CHUNKS = [ref.Chunk([1] * 5, 0, [6, 2]), ref.Chunk([1], 9, [0, 7, 3]), ref.Chunk([1] * 3, 2, [5, 1])]
 N_BLOCKS = 8
 # An engine here waits this long for a token before it is called stuck: under the simulator
-# (every thread in Python) with coverage on, a slow machine took over 30 s for one step, and
-# on a GPU the first step compiles the kernels.
+# (every thread in Python) with coverage on, a slow machine took over 30 s to give a request
+# its first token (two steps), and on a GPU the first step compiles the kernels.
 STUCK_AFTER_S = 600
 
 
