@@ -405,6 +405,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--device", choices=DEVICES, default="auto",
                     help="cpu: the NumPy reference; cpu-numba: its step compiled, faster, the first start "
                          "compiles for ~15 s; auto: cuda when a GPU is usable, else cpu")
+    ap.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
+                    help="cuda: replay the engine's decode steps as CUDA graphs; off launches every kernel of "
+                         "every step (slower; to compare, or where a driver misbehaves)")
     ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
     ap.add_argument("--max-pending", type=at_least(1), default=16,
                     help="generations waiting for a place in the batch before new ones get 429")
@@ -517,7 +520,8 @@ class StartUpError(Exception):
 def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, the warm-up's seconds
     t0 = time.perf_counter()
     try:
-        model = load_model(args.model, args.device)  # cpu-numba compiles most of its loops here
+        # cpu-numba compiles most of its loops here
+        model = load_model(args.model, args.device, cuda_graphs=args.cuda_graphs == "on")
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
         raise StartUpError(str(e)) from e
     try:

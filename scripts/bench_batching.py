@@ -31,7 +31,9 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    if installed): what batching can gain on them on this CPU; and the
    batch sizes at which BLAS's matrix product changes a row's bits.
 2. The server (`python -m inference.server`, started here on free ports, so
-   it has a process and a GIL of its own), on each of --devices, twice: at
+   it has a process and a GIL of its own), on each of --devices (an entry
+   may add options of its own: --devices "cuda,cuda --cuda-graphs off"
+   compares the GPU's steps replayed as graphs and launched), twice: at
    the default --max-batch (16) and at --max-batch 1. For each N, N clients
    each stream one request of --new-tokens tokens whose prompt is a real
    line of Rust, all read by one thread (`streams`, an event loop);
@@ -505,9 +507,10 @@ def rust_lines():
 def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_tries, options=()):
     """All the servers run at once and take turns, round after round, so that a
     noisy neighbour slows them alike; the median round of each is reported.
-    options: more of the servers' command-line options, the same for all."""
+    devices: each a --device, and after it any options of that server's own
+    ("cuda --cuda-graphs off"); options: more options, the same for all."""
     prompts = rust_lines()
-    servers = {(device, max_batch): Server(model_dir, max_batch, device, options=options)
+    servers = {(device, max_batch): server_for(model_dir, max_batch, device, options)
                for device in devices for max_batch in (16, 1)}
     rows = {}
     try:
@@ -559,6 +562,11 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
         print(f"| {device} | {max_batch} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} |")
 
 
+def server_for(model_dir, max_batch, entry, options=()):  # entry: a --device, then options of that server's own
+    device, *own = entry.split()
+    return Server(model_dir, max_batch, device, options=(*options, *own))
+
+
 def short_during_long(port, prompts, tries):
     stop = threading.Event()
 
@@ -586,7 +594,9 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=30, help="rounds of the step timings")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each server measurement")
-    ap.add_argument("--devices", default="cpu,cpu-numba", help="the servers' --device, each at --max-batch 16 and 1")
+    ap.add_argument("--devices", default="cpu,cpu-numba",
+                    help="the servers' --device, each at --max-batch 16 and 1; an entry may add options of its own "
+                         "(\"cuda,cuda --cuda-graphs off\")")
     ap.add_argument("--in-process-only", action="store_true", help="the step tables, not the servers")
     ap.add_argument("--short-tries", type=int, default=20,
                     help="short requests sent while 8 long streams run (at --max-batch 1 each waits for them)")

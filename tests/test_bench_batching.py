@@ -67,3 +67,15 @@ def test_events_cut_between_reads_count_once(bench, server):
     for cut in range(1, len(body)):
         assert list(bench.events_so_far([body[:cut], body[cut:]]))[-1] == expected, cut
     assert list(bench.events_so_far(body[i:i + 1] for i in range(len(body))))[-1] == expected
+
+
+def test_a_devices_entry_may_carry_options_of_its_own(bench, tiny_model_dir):
+    """--devices "cuda,cuda --cuda-graphs off": here an API key, which the
+    server started for that entry asks for."""
+    server = bench.server_for(tiny_model_dir, 4, "cpu --api-key sekret")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("POST", "/tokenize", body=json.dumps({"text": "fn"}), headers={"Content-Type": "application/json"})
+        assert conn.getresponse().status == 401
+    finally:
+        server.stop()

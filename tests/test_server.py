@@ -591,11 +591,24 @@ def test_warm_up_runs_a_prompt_a_sampled_and_greedy_tokens(tiny_model):
 def test_a_model_that_fails_its_warm_up_stops_start_up(tiny_model, monkeypatch, capsys):
     from inference import server
     failing = WrappedModel(tiny_model, fail_at=2)  # the first step works, the second fails
-    monkeypatch.setattr(server, "load_model", lambda path, device: failing)
+    monkeypatch.setattr(server, "load_model", lambda path, device, **options: failing)
     assert server.main(["--port", "0"]) == 1
     assert failing.steps == 2
     assert "failed its warm-up run on cpu: generation failed: RuntimeError: simulated CUDA error" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, cuda_graphs", [((), True), (("--cuda-graphs", "off"), False)])
+def test_cuda_graphs_on_or_off_reaches_the_model(monkeypatch, flags, cuda_graphs):
+    from inference import server
+    asked = []
+
+    def load_model(path, device, **options):
+        asked.append((device, options))
+        raise ValueError("enough: the model was asked for")
+    monkeypatch.setattr(server, "load_model", load_model)
+    assert server.main(["--port", "0", "--device", "cuda", *flags]) == 1
+    assert asked == [("cuda", {"cuda_graphs": cuda_graphs})]
 
 
 @pytest.mark.parametrize("device, serving_on", [("auto", "cpu"), ("cpu-numba", "cpu-numba")])

@@ -82,8 +82,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(path, device: str = "cpu") -> Model:
-    """A Hugging Face GPT-2 folder -> a model on the chosen device."""
+def load_model(path, device: str = "cpu", cuda_graphs: bool = True) -> Model:
+    """A Hugging Face GPT-2 folder -> a model on the chosen device. cuda_graphs
+    (cuda only): replay the engine's decode steps as CUDA graphs; False launches
+    every kernel of every step."""
     path = Path(path)
     device = resolve_device(device)
     config, params = load_checkpoint(path)
@@ -93,7 +95,7 @@ def load_model(path, device: str = "cpu") -> Model:
                          f"the model only {config.vocab_size}")
     if device == "cuda":
         from .cuda_backend import CudaModel
-        return CudaModel(config, params, tokenizer, path.name)
+        return CudaModel(config, params, tokenizer, path.name, graphs=cuda_graphs)
     if device == "cpu-numba":
         from .numba_cpu import NumbaCpuModel
         return NumbaCpuModel(config, params, tokenizer, path.name)

@@ -42,8 +42,9 @@ def upload(tree):
 class CudaModel:
     device = "cuda"
 
-    def __init__(self, config, params, tokenizer, name):
+    def __init__(self, config, params, tokenizer, name, graphs: bool = True):
         self.config, self.tokenizer, self.name = config, tokenizer, name
+        self.graphs = graphs  # the engine's decode steps replayed as CUDA graphs (StepGraphs), or all launched
         if config.n_ctx > MAX_CONTEXT:  # the decode attention kernel keeps a row of scores in shared memory
             raise ValueError(f"the CUDA backend supports contexts up to {MAX_CONTEXT} positions, not {config.n_ctx}")
         self.params = upload(params)
@@ -262,6 +263,9 @@ class BatchRows:
         return self.N == len(self.sampled)
 
 
+RECORDABLE = not config.ENABLE_CUDASIM  # the simulator has no CUDA graphs
+
+
 class StepGraphs:
     """The engine's decode steps replayed as CUDA graphs, one for each number
     of sequences N.
@@ -281,16 +285,17 @@ class StepGraphs:
     The first decode step of N sequences is launched (it compiles what is new
     and makes the views), the second is recorded, and then replayed once
     against the logits the same step gave launched: only the same bits keep
-    the graph. Where recording fails (the simulator, a numba-cuda without
-    graph builders, a driver that refuses) or the bits differ, the pool says
-    why in the log and launches from then on. Graphs run on stream 0, the
-    default stream, where numba-cuda sends every launch and copy of the
-    backend, so they wait for the copies before them, and the sampler's
-    launch waits for them."""
+    the graph. Where recording fails (a numba-cuda without graph builders, a
+    driver that refuses) or the bits differ, the pool says why in the log and
+    launches from then on; under the simulator, and for a model loaded with
+    cuda_graphs=False (the server's --cuda-graphs off), it always launches.
+    Graphs run on stream 0, the default stream, where numba-cuda sends every
+    launch and copy of the backend, so they wait for the copies before them,
+    and the sampler's launch waits for them."""
 
     def __init__(self, model: CudaModel, pool: "CudaKVPool"):
         self.model, self.pool = model, pool
-        self.on = not config.ENABLE_CUDASIM  # the simulator has no CUDA graphs
+        self.on = model.graphs and RECORDABLE
         self.graphs = {}  # N -> the recorded decode step of N sequences
         self.seen = set()  # N whose first step was launched
         self.device = self.stream = None  # cuda.core's Device and stream 0, once a graph is recorded

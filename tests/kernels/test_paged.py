@@ -116,10 +116,9 @@ def test_the_engine_sizes_the_cuda_step_by_its_bounds(tiny_cuda_pair):
 
 
 @pytest.fixture(scope="module")
-def tiny_cuda_pair(tmp_path_factory):
+def tiny_paged_dir(tmp_path_factory):
     if not cuda.is_available():
         pytest.skip("needs a GPU or the simulator")
-    from inference.backends import load_model
     from inference.checkpoint import save_checkpoint
     from inference.reference.model import GPT2Config
     from inference.tokenizer import count_pieces, train_bpe
@@ -128,7 +127,13 @@ def tiny_cuda_pair(tmp_path_factory):
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_ctx=32, vocab_size=tokenizer.vocab_size)
     path = tmp_path_factory.mktemp("tiny-paged")
     save_checkpoint(path, config, random_tensors(config), tokenizer)
-    return load_model(path, "cpu"), load_model(path, "cuda")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_cuda_pair(tiny_paged_dir):
+    from inference.backends import load_model
+    return load_model(tiny_paged_dir, "cpu"), load_model(tiny_paged_dir, "cuda")
 
 
 def test_a_sequences_logits_are_the_same_bits_alone_or_in_any_batch(tiny_cuda_pair):
@@ -220,6 +225,20 @@ def test_decode_steps_are_recorded_once_then_replayed(tiny_cuda_pair, monkeypatc
     else:
         assert not pools[1].graphs.on and not pools[1].graphs.graphs
         assert "CUDA graphs off" in caplog.text
+
+
+@pytest.mark.parametrize("cuda_graphs", [True, False])
+def test_a_model_loaded_without_cuda_graphs_launches_every_step(tiny_paged_dir, monkeypatch, cuda_graphs):
+    """load_model(..., cuda_graphs=False), the server's --cuda-graphs off: its
+    pools never record a step, where they could (a stand-in graph here)."""
+    from inference.backends import cuda_backend, load_model
+    monkeypatch.setattr(cuda_backend, "RECORDABLE", True)  # as on a GPU
+    recorded = stand_in_graphs(monkeypatch)
+    cpu, gpu = load_model(tiny_paged_dir, "cpu"), load_model(tiny_paged_dir, "cuda", cuda_graphs=cuda_graphs)
+    pools = cpu.new_kv_pool(8, 4), gpu.new_kv_pool(8, 4)
+    for chunks in prompts_then_decodes(steps=2):  # the second decode step records
+        assert cpu.step_batch(pools[0], chunks) == gpu.step_batch(pools[1], chunks)
+    assert pools[1].graphs.on == cuda_graphs and len(recorded) == (1 if cuda_graphs else 0)
 
 
 def test_an_engine_whose_decode_steps_are_replayed_gives_the_numpy_engines_ids(tiny_cuda_pair, monkeypatch):
