@@ -11,7 +11,7 @@
 # With NumPy 2.5, numba-cuda 0.30.4 compiles no kernel (it registers np.row_stack, which 2.5
 # removed): where the machine has 2.5 and no package index, bring a NumPy 2.4 wheel.
 # Limits in seconds (together under a 10-minute call): TEST_TIMEOUT (default 120; the tests took 47 s
-# on an H200), BENCH_TIMEOUT (240), SERVER_TIMEOUT (240: four servers now, the one with neither
+# on an H200), BENCH_TIMEOUT (240), SERVER_TIMEOUT (240: four servers, the one with neither
 # batching nor graphs the slowest, ~15 s a short try on an H200); PYTHON (python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
