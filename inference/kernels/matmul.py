@@ -23,9 +23,10 @@ v3  register blocking on top of tiling: a 16 x 16 block computes a 64 x 64
 Every version adds an output up the same way: its K products in k order,
 from zero, each with one fused multiply-add (cuda.fma: one rounding, not left
 to the compiler's choice of contracting a * b + c), then the bias, then the
-residual. So an output has the same bits whichever version computes it, and the backend may pick the version by the
-number of rows (v1 up to 4) without a row's logits depending on how many
-rows its batch had (batch invariance, tutorial 8).
+residual. So an output has the same bits whichever version computes it, and
+the backend may pick the version by the number of rows (v1 up to 4) without a
+row's logits depending on how many rows its batch had (batch invariance,
+tutorial 8).
 """
 
 from numba import cuda, float32

@@ -104,7 +104,7 @@ def paged_attention(q, pool_k, pool_v, positions, seq, block_tables, block_size,
         raise ValueError(f"paged attention runs at most {MAX_ATTENTION_THREADS} threads a block, not {threads}")
     inv_sqrt_d = np.float32(1.0 / math.sqrt(C // n_head))
     paged_attention_kernel[(n_head, N), threads, stream](q, pool_k, pool_v, positions, seq, block_tables,
-                                                 np.int32(block_size), np.int32(n_head), inv_sqrt_d, out)
+                                                         np.int32(block_size), np.int32(n_head), inv_sqrt_d, out)
     return out
 
 
