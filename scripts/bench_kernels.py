@@ -87,9 +87,9 @@ def row(name, shape, ms, work, unit, torch_ms, copy_ms):
         print(f"| {name} | {shape} | - | - | - | - | - |")
         return
     rate = work / (ms * 1e-3) / (1e12 if unit == "TFLOP/s" else 1e9)
-    vs_torch = f"{ms / torch_ms:.2f}x" if torch_ms else "-"
+    torch, vs_torch = (f"{torch_ms:.4f}", f"{ms / torch_ms:.2f}x") if torch_ms else ("-", "-")
     vs_copy = f"{ms / copy_ms:.2f}x" if copy_ms and copy_ms > 0 else "-"
-    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch_ms:.4f} | {vs_torch} | {vs_copy} |")
+    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch} | {vs_torch} | {vs_copy} |")
 
 
 def copy_ms(timer, n_bytes):
@@ -181,7 +181,8 @@ def bench_paged(timer, shapes, V, rng):
     keys laid out contiguously. Then N rows sampled by one launch (a block each)."""
     from numba import cuda
     from inference.kernels import paged
-    from inference.kernels.sampling import BatchSampler
+    from inference.kernels.common import MAX_BLOCK
+    from inference.kernels.sampling import BatchSampler, sample_batch_kernel
     from inference.reference.sampling import Sampling
     F, torch = timer.torch.nn.functional, timer.torch
     for N, S, C, H, B in shapes:
@@ -208,8 +209,17 @@ def bench_paged(timer, shapes, V, rng):
         keep = top.cumsum(-1) - top < 0.9
         return idx.gather(-1, torch.multinomial(top * keep, 1))
     t = timer.pytorch(torch_sample)
-    ms = timer.ours(lambda: sampler.launch(dl, [Sampling(0.7, 40, 0.9, 0.5)] * n))
-    row("sample_batch (T 0.7, top-k 40, top-p 0.9)", f"N={n} V={V}", ms, 4 * n * V, "GB/s", t, None)
+    samplings = [Sampling(0.7, 40, 0.9, 0.5)] * n
+    ms = timer.ours(lambda: sampler.launch(dl, samplings))
+    row("sample_batch, the whole launch: settings up, ids back", f"N={n} V={V}", ms, 4 * n * V, "GB/s", t, None)
+    # The kernel alone, as `sample` above is timed: the events bracket what the host does in between,
+    # and the whole launch waits for two uploads and a download.
+    for rows in sorted({1, n}):
+        sampler.launch(dl[:rows], samplings[:rows])  # its settings, on the device
+        launch = sample_batch_kernel[rows, min(sampler.block_size, MAX_BLOCK // 2)]
+        arguments = (dl[:rows], *sampler.rows(rows))
+        ms = timer.ours(lambda: launch(*arguments))
+        row("sample_batch, its kernel alone", f"N={rows} V={V}", ms, 4 * rows * V, "GB/s", None, None)
 
 
 def batch_decode_speed(model_dir, requests, prompt_tokens, new_tokens, warm_up=True):

@@ -29,7 +29,9 @@ def test_smoke_run_prints_every_row(capsys, monkeypatch, tiny_model_dir):
                          ("attention", attention)]:
         for v in module.VERSIONS:
             assert f"| {name} v{v} |" in out
-    assert "| sample (" in out and "| sample_batch (" in out and "| paged_attention (decode rows) |" in out
+    assert "| sample (" in out and "| paged_attention (decode rows) |" in out
+    assert "| sample_batch, the whole launch: settings up, ids back |" in out
+    assert len(re.findall(r"^\| sample_batch, its kernel alone \| N=\d+ ", out, re.M)) == 2, out
     assert "| requests at once | tokens/s | vs one |" in out
     launches = re.findall(r"^\| (one sequence \(CudaSession\)|engine, 1 row|engine, 2 rows) \| (\d+) \|", out, re.M)
     assert len(launches) == 3 and all(int(n) > 0 for _, n in launches), out
