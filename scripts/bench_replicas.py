@@ -1,7 +1,8 @@
 """Aggregate tokens/s through HAProxy (deploy/haproxy.cfg) with one replica and
 with two, on this one machine.
 
-    python scripts/bench_replicas.py [--clients 16] [--new-tokens 128] [--rounds 3]
+    python scripts/bench_replicas.py [--clients 16] [--new-tokens 128] [--rounds 3] [--device cpu]
+                                     [--threads 1]
 
 Starts two replicas (`python -m inference.server`, the shipped model, each its
 own process) and HAProxy in front of one of them, then of both; --clients
@@ -10,8 +11,9 @@ client threads stream --new-tokens tokens each through the balancer, for
 replica directly, without the balancer. On a 2-core machine the second
 replica mostly competes with the first for the same cores: the figure shows
 the balancer's cost and the per-replica rate, not more capacity. Each replica
-gets --blas-threads BLAS threads (1): two replicas with OpenBLAS's default
-(a thread per core each) fight over the cores.
+(on --device) gets --threads threads for its loops (1: OPENBLAS_NUM_THREADS
+for cpu's products, NUMBA_NUM_THREADS for cpu-numba's step): two replicas
+with a thread per core each fight over the cores.
 """
 
 import argparse
@@ -61,12 +63,14 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--blas-threads", type=int, default=1, help="OPENBLAS_NUM_THREADS of each replica")
+    ap.add_argument("--device", default="cpu", help="each replica's --device")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="each replica's OPENBLAS_NUM_THREADS and NUMBA_NUM_THREADS")
     args = ap.parse_args()
-    # Two processes on the same cores: each gets one BLAS thread, or their thread pools
-    # fight over the cores (measured: 4x slower than one replica, with OpenBLAS's defaults).
-    replicas = [Server(args.model, max_batch=16, env={"OPENBLAS_NUM_THREADS": str(args.blas_threads)})
-                for _ in range(2)]
+    # Two processes on the same cores: each gets its share, or their thread pools fight over the
+    # cores (measured: 4x slower than one replica, with OpenBLAS's defaults on --device cpu).
+    threads = {"OPENBLAS_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads)}
+    replicas = [Server(args.model, max_batch=16, device=args.device, env=threads) for _ in range(2)]
     config_path = Path(f"/tmp/bench-replicas-{free_port()}.cfg")
     rows = {"one replica, directly": tokens_per_second(replicas[0].port, args.clients, args.new_tokens, args.rounds)}
     try:
@@ -83,7 +87,7 @@ def main():
         for replica in replicas:
             replica.stop()
     print(f"{args.clients} clients streaming {args.new_tokens} tokens each; median of {args.rounds} rounds; "
-          f"OPENBLAS_NUM_THREADS={args.blas_threads} per replica")
+          f"--device {args.device}, {args.threads} thread(s) per replica (OPENBLAS_NUM_THREADS, NUMBA_NUM_THREADS)")
     print("| setup | tok/s | per replica | vs one replica directly |")
     print("| --- | --- | --- | --- |")
     direct = rows["one replica, directly"]

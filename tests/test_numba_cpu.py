@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from inference import load_model
+from inference import backends, load_model
 from inference.backends import DeviceError, numba_cpu
 from inference.backends.numba_cpu import (PANEL, choose_rows, exp32, kth_largest, panels_of, rows_times,
                                           rows_times_on_all_cores, sample_row)
@@ -216,6 +216,19 @@ def test_a_thread_pool_that_cannot_be_loaded_is_a_clear_error_at_load(shipped_mo
     monkeypatch.setattr(numba_cpu, "step_logits", no_thread_pool)
     with pytest.raises(DeviceError, match="cpu-numba cannot compile its loops: No threading layer"):
         load_model(shipped_model_dir, device="cpu-numba")
+
+
+def test_auto_loads_on_cpu_numba_without_a_gpu_and_on_cpu_where_its_loops_fail(tiny_model_dir, monkeypatch, caplog):
+    monkeypatch.setattr(backends, "real_gpu_available", lambda: False)
+    assert load_model(tiny_model_dir, device="auto").device == "cpu-numba"
+
+    def no_thread_pool(*args):
+        raise ValueError("No threading layer could be loaded.")
+
+    monkeypatch.setattr(numba_cpu, "step_logits", no_thread_pool)
+    model = load_model(tiny_model_dir, device="auto")
+    assert model.device == "cpu" and model.forward([1, 2]).shape == (2, model.config.vocab_size)
+    assert "device auto: cpu-numba cannot run here (DeviceError: cpu-numba cannot compile its loops" in caplog.text
 
 
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):

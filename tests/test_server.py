@@ -611,7 +611,7 @@ def test_cuda_graphs_on_or_off_reaches_the_model(monkeypatch, flags, cuda_graphs
     assert asked == [("cuda", {"cuda_graphs": cuda_graphs})]
 
 
-@pytest.mark.parametrize("device, serving_on", [("auto", "cpu"), ("cpu-numba", "cpu-numba")])
+@pytest.mark.parametrize("device, serving_on", [("cpu", "cpu"), ("auto", "cpu-numba")])
 def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, serving_on):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ with the engine's step compiled (numba_cpu.py), and on CUDA (the kernels).
 `Model` and `Session` below write the interface down; every backend has it.
 """
 
+import logging
 from pathlib import Path
 from typing import Protocol
 
@@ -53,6 +54,9 @@ class DeviceError(RuntimeError):
     """The requested device cannot be used here."""
 
 
+log = logging.getLogger("inference.backends")
+
+
 def cuda_available() -> bool:
     """True when the CUDA backend can run: a real GPU, or Numba's CUDA
     simulator (NUMBA_ENABLE_CUDASIM=1, for tests: every thread in Python)."""
@@ -72,10 +76,14 @@ DEVICES = ("cpu", "cpu-numba", "cuda", "auto")
 
 
 def resolve_device(device: str) -> str:
+    """The device asked for -> the one to load on. auto: the fastest here, a
+    GPU if one is usable (never the simulator: far too slow to serve with),
+    else the CPU with the step compiled (load_model falls back to cpu, the
+    NumPy reference, where that cannot compile)."""
     if device not in DEVICES:
         raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "auto":  # never the simulator: far too slow to serve with
-        return "cuda" if real_gpu_available() else "cpu"
+    if device == "auto":
+        return "cuda" if real_gpu_available() else "cpu-numba"
     if device == "cuda" and not cuda_available():
         raise DeviceError("--device cuda was asked for, but no usable CUDA GPU was found "
                           "(numba.cuda.is_available() is False)")
@@ -87,17 +95,23 @@ def load_model(path, device: str = "cpu", cuda_graphs: bool = True) -> Model:
     (cuda only): replay the engine's decode steps as CUDA graphs; False launches
     every kernel of every step."""
     path = Path(path)
-    device = resolve_device(device)
+    on = resolve_device(device)
     config, params = load_checkpoint(path)
     tokenizer = Tokenizer.from_dir(path)
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, "
                          f"the model only {config.vocab_size}")
-    if device == "cuda":
+    if on == "cuda":
         from .cuda_backend import CudaModel
         return CudaModel(config, params, tokenizer, path.name, graphs=cuda_graphs)
-    if device == "cpu-numba":
-        from .numba_cpu import NumbaCpuModel
-        return NumbaCpuModel(config, params, tokenizer, path.name)
+    if on == "cpu-numba":
+        try:
+            from .numba_cpu import NumbaCpuModel
+            return NumbaCpuModel(config, params, tokenizer, path.name)
+        except Exception as e:  # its loops do not compile or run here: an error if asked for by name
+            if device != "auto":
+                raise
+            log.warning("device auto: cpu-numba cannot run here (%s: %s); loading on cpu, the NumPy reference",
+                        type(e).__name__, e)
     from .numpy_backend import NumpyModel
     return NumpyModel(config, params, tokenizer, path.name)
