@@ -48,7 +48,8 @@ a 2-core CPU, before the server listens), and Numba caches it on disk.
 Every core takes part in a step: each product's outputs are shared among
 them (`rows_times_on_all_cores`), and so are the rows' attentions
 (`attend_on_all_cores`), each output and row computed by the same loop
-whichever core takes it.
+whichever core takes it. Every core the process may use, that is: no more
+threads than a container's CPU quota allows (cores.py).
 """
 
 import logging
@@ -66,6 +67,7 @@ from numba.extending import intrinsic
 from ..reference.paged import Chunk, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling, penalize, picked
 from . import DeviceError
+from .cores import cores_allowed
 from .numpy_backend import NumpyModel
 from .vectors import LANES, LINE, fma, load, prefetch, splat, store, zeros
 
@@ -605,7 +607,8 @@ class NumbaCpuModel(NumpyModel):
     def __init__(self, config, params, tokenizer, name):
         super().__init__(config, params, tokenizer, name)
         self.weights = stacked_weights(params)
-        self.cores = numba.config.NUMBA_NUM_THREADS  # by default the cores this process may run on
+        # Numba's threads (by default the cores this process may run on), but no more than its CPU quota
+        self.cores = min(numba.config.NUMBA_NUM_THREADS, cores_allowed())
         self.tile_rows, self.on_all_cores = TILE_ROWS, False  # on one core until checked
         try:
             self.small_step()  # the first step: it compiles (or loads from Numba's cache) every loop
@@ -627,6 +630,8 @@ class NumbaCpuModel(NumpyModel):
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
         _, last_rows = sampled_rows(chunks)
         with ALL_CORES:
+            if self.on_all_cores:  # for the parallel loops this thread starts, the sampler's too (Numba: per thread)
+                numba.set_num_threads(self.cores)
             return step_logits(self.weights, ids, positions, seq, slot_mapping, tables, last_rows, pool.k, pool.v,
                                pool.block_size, self.config.n_head, np.float32(self.config.eps), self.tile_rows,
                                self.on_all_cores)

@@ -1,0 +1,95 @@
+"""How many cores this process may use: the CPUs it may run on (its
+affinity), but no more than its CPU quota where a cgroup sets one (a
+container's `--cpus`, a Kubernetes CPU limit).
+
+    cores_allowed()  # -> 2 in a quota of 2 cores (or 2.5), even on a 64-core host
+
+Numba and OpenMP count only the first. In a quota smaller than the machine
+they start a thread per core, and a step whose every shared loop waits for
+its last thread waits for the threads the quota keeps off the cores
+(scripts/bench_cpu_quota.py). Linux says where the quota is in two places:
+/proc/self/cgroup names the process's cgroup in each hierarchy, and
+/proc/self/mountinfo where each hierarchy is mounted. cgroup v2 writes a
+quota as "150000 100000" in cpu.max (microseconds of CPU per period: 1.5
+cores; "max": none), v1 in cpu.cfs_quota_us and cpu.cfs_period_us (-1:
+none). A cgroup inside a limited one is limited too, so the least quota of
+the process's cgroup and those above it counts.
+"""
+
+import math
+import os
+from pathlib import Path
+
+PROC = Path("/proc/self")
+
+
+def cores_allowed(proc: Path = PROC) -> int:
+    """The CPUs this process may run on, but no more than the whole cores of
+    its quota (at least one): two threads in a quota of 1.5 cores would spend
+    a quarter of each period stopped, the step waiting with them."""
+    if hasattr(os, "sched_getaffinity"):
+        affinity = len(os.sched_getaffinity(0))
+    else:  # macOS and Windows have no affinity call, nor cgroups
+        affinity = os.cpu_count() or 1
+    quota = cpu_quota(proc)
+    return affinity if quota is None else max(1, min(affinity, math.floor(quota)))
+
+
+def cpu_quota(proc: Path = PROC) -> float | None:
+    """The least CPU quota, in cores, of this process's cgroups and those
+    above them (up to where each hierarchy is mounted), or None where nothing
+    limits it."""
+    quotas = []
+    for here, mount_point, version in cpu_cgroups(proc):
+        for directory in [here, *here.parents]:
+            quotas.append(quota_in(directory, version))
+            if directory == mount_point:
+                break
+    return min((q for q in quotas if q is not None), default=None)
+
+
+def cpu_cgroups(proc: Path = PROC) -> list[tuple[Path, Path, int]]:
+    """(directory, mount point, cgroup version) of this process's cgroup in each
+    mounted hierarchy that may hold a CPU quota: v1's with the cpu controller, v2's."""
+    try:
+        mounts = cgroup_mounts((proc / "mountinfo").read_text())
+        memberships = (proc / "cgroup").read_text().splitlines()
+    except OSError:  # no /proc: not Linux
+        return []
+    found = []
+    for line in memberships:  # "hierarchy-id:controllers:path", e.g. "4:cpu,cpuacct:/docker/ab12" or "0::/"
+        hierarchy, controllers, path = line.split(":", 2)
+        version = 2 if hierarchy == "0" else 1 if "cpu" in controllers.split(",") else None
+        if version in mounts:
+            root, mount_point = mounts[version]  # the path is the cgroup's from the hierarchy's root
+            inside = Path(path).is_relative_to(root)
+            found.append((mount_point / Path(path).relative_to(root) if inside else mount_point, mount_point, version))
+    return found
+
+
+def cgroup_mounts(mountinfo: str) -> dict:
+    """{1: (root, mount point) of the v1 hierarchy with the cpu controller,
+    2: the same of the v2 hierarchy}, as mounted here. A mountinfo line:
+    "36 25 0:31 <root> <mount point> <options> [optional fields] - <type> <source> <super options>"."""
+    mounts = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        after = fields[fields.index("-") + 1:]  # type, source, super options
+        if after[0] == "cgroup2":
+            mounts.setdefault(2, (Path(fields[3]), Path(fields[4])))
+        elif after[0] == "cgroup" and len(after) > 2 and "cpu" in after[2].split(","):
+            mounts.setdefault(1, (Path(fields[3]), Path(fields[4])))
+    return mounts
+
+
+def quota_in(directory: Path, version: int) -> float | None:  # one cgroup's quota in cores, or None
+    try:
+        if version == 2:
+            quota, period = (directory / "cpu.max").read_text().split()
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        return None if quota < 0 else quota / int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):  # this level has no such file (the cpu controller is elsewhere)
+        return None

@@ -1,0 +1,118 @@
+"""How many cores the process may use (inference/backends/cores.py): its
+affinity, capped by a cgroup's CPU quota. Fake /proc and cgroup trees for
+each way Linux writes a quota, then a real cgroup where this machine lets
+the tests make one."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference import load_model
+from inference.backends import numba_cpu
+from inference.backends.cores import cgroup_mounts, cores_allowed, cpu_quota
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+from bench_cpu_quota import quota_cgroup  # noqa: E402 (the one place that makes a quota's cgroup)
+
+AFFINITY = len(os.sched_getaffinity(0))
+
+
+def fake_proc(tmp_path, memberships: str, mounts: list[tuple[str, str, str, str]], files: dict) -> Path:
+    """A /proc/self with these cgroup memberships and (root, mount point under tmp_path, type,
+    super options) mounts, and these files under tmp_path."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text(memberships)
+    (proc / "mountinfo").write_text("".join(
+        f"{30 + i} 25 0:{40 + i} {root} {tmp_path / point} rw,nosuid - {kind} cgroup {options}\n"
+        for i, (root, point, kind, options) in enumerate(mounts)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return proc
+
+
+def test_a_v2_quota_allows_its_whole_cores(tmp_path):
+    proc = fake_proc(tmp_path, "0::/kubepods/pod1\n", [("/", "cg", "cgroup2", "rw")],
+                     {"cg/kubepods/pod1/cpu.max": "250000 100000\n", "cg/kubepods/cpu.max": "max 100000\n"})
+    assert cpu_quota(proc) == 2.5
+    assert cores_allowed(proc) == min(AFFINITY, 2)
+
+
+def test_a_v1_quota_is_read_where_the_cpu_controller_is_mounted_and_a_parents_counts(tmp_path):
+    proc = fake_proc(tmp_path, "5:memory:/a/b\n4:cpu,cpuacct:/a/b\n0::/\n",
+                     [("/", "memory", "cgroup", "rw,memory"), ("/", "cpu", "cgroup", "rw,cpu,cpuacct"),
+                      ("/", "unified", "cgroup2", "rw")],
+                     {"cpu/a/b/cpu.cfs_quota_us": "-1\n", "cpu/a/b/cpu.cfs_period_us": "100000\n",
+                      "cpu/a/cpu.cfs_quota_us": "50000\n", "cpu/a/cpu.cfs_period_us": "100000\n",
+                      "memory/a/b/cpu.cfs_quota_us": "1000\n", "memory/a/b/cpu.cfs_period_us": "100000\n"})
+    assert cgroup_mounts((proc / "mountinfo").read_text())[1] == (Path("/"), tmp_path / "cpu")
+    assert cpu_quota(proc) == 0.5  # the parent's; the memory hierarchy's files are not the cpu controller's
+    assert cores_allowed(proc) == 1  # never fewer than one
+
+
+def test_in_a_container_the_hierarchy_is_mounted_from_the_containers_own_cgroup(tmp_path):
+    # no cgroup namespace: /proc/self/cgroup names the host's path, and the mount's root is that path
+    proc = fake_proc(tmp_path, "3:cpu:/docker/ab12\n", [("/docker/ab12", "cpu", "cgroup", "rw,cpu")],
+                     {"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    assert cpu_quota(proc) == 2.0
+
+
+@pytest.mark.parametrize("memberships, files", [
+    ("0::/\n", {"cg/cpu.max": "max 100000\n"}),  # v2, no limit
+    ("0::/\n", {}),  # the cpu controller not enabled in v2: no cpu.max
+    ("0::/\n", {"cg/cpu.max": "garbage\n"}),
+])
+def test_no_quota_leaves_the_affinity(tmp_path, memberships, files):
+    proc = fake_proc(tmp_path, memberships, [("/", "cg", "cgroup2", "rw")], files)
+    assert cpu_quota(proc) is None and cores_allowed(proc) == AFFINITY
+
+
+def test_without_proc_the_affinity_counts(tmp_path):
+    assert cpu_quota(tmp_path / "no-proc") is None and cores_allowed(tmp_path / "no-proc") == AFFINITY
+
+
+def test_cpu_numba_keeps_to_the_cores_allowed(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(numba_cpu, "cores_allowed", lambda: 1)
+    model = load_model(tiny_model_dir, device="cpu-numba")
+    assert model.cores == 1 and not model.on_all_cores
+
+
+def one_core_cgroup() -> tuple[Path, Path]:  # a new child of this process's cgroup, quota one core; else skip
+    try:
+        return quota_cgroup(1.0)
+    except OSError as e:
+        pytest.skip(f"cannot make a cgroup here (root and a writable cgroup file system are needed): {e}")
+
+
+def test_a_process_in_a_real_one_core_cgroup_is_allowed_one_core():
+    """The kernel's own files: a child of this process's cgroup with a quota of one core."""
+    cgroup, procs = one_core_cgroup()
+    try:
+        enter_and_count = (f"echo $$ > {procs} && exec {sys.executable} -c "
+                           "'from inference.backends.cores import cores_allowed; print(cores_allowed())'")
+        result = subprocess.run(["sh", "-c", enter_and_count], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1"
+    finally:
+        cgroup.rmdir()  # empty again: the process has ended
+
+
+def test_this_machines_own_files_parse():
+    assert 1 <= cores_allowed() <= AFFINITY
+
+
+def test_the_quota_benchmark_runs_and_sizes_the_threads_by_the_quota():
+    if AFFINITY < 2:
+        pytest.skip("one core: a thread per core is already one thread")
+    one_core_cgroup()[0].rmdir()  # skips where the script could not make its cgroup either
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_cpu_quota.py"), "--rounds", "1", "--new-tokens", "4"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| in the quota, threads sized by the quota (cores.py) | 1 |" in result.stdout, result.stdout
+    assert "| in the quota, a thread per core |" in result.stdout and "| no quota, a thread per core |" in result.stdout
