@@ -1,6 +1,6 @@
 """The docs stay true: every ```python block in docs/ runs (blocks of one page
 share a namespace, in order), and every relative link in README.md and docs/
-points at a file that exists."""
+points at a file that exists, and at a heading of it where it names one."""
 
 import os
 import re
@@ -33,10 +33,25 @@ def test_code_blocks_run(page, monkeypatch, capsys):
 @pytest.mark.parametrize("page", [ROOT / "README.md"] + PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page):
     for target in LINK.findall(page.read_text()):
-        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"[a-z]+:", target):
             continue
-        path = (page.parent / target.split("#")[0]).resolve()
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
         assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+        if anchor and path.suffix == ".md":
+            assert anchor in heading_anchors(path), f"{page.relative_to(ROOT)} links to {target}: no such heading"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The #anchors of a Markdown page's headings, as GitHub makes them: lower case, only
+    letters, digits, hyphens, underscores and spaces kept, spaces as hyphens; -1, -2 after repeats."""
+    seen, anchors = {}, set()
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # a "# comment" in code is no heading
+    for title in re.findall(r"^#{1,6} +(.+?) *$", text, re.M):
+        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        anchors.add(f"{anchor}-{seen[anchor]}" if anchor in seen else anchor)
+        seen[anchor] = seen.get(anchor, 0) + 1
+    return anchors
 
 
 def test_every_tutorial_is_in_the_index():
