@@ -87,9 +87,9 @@ def row(name, shape, ms, work, unit, torch_ms, copy_ms):
         print(f"| {name} | {shape} | - | - | - | - | - |")
         return
     rate = work / (ms * 1e-3) / (1e12 if unit == "TFLOP/s" else 1e9)
-    torch, vs_torch = (f"{torch_ms:.4f}", f"{ms / torch_ms:.2f}x") if torch_ms else ("-", "-")
+    torch_cell, vs_torch = (f"{torch_ms:.4f}", f"{ms / torch_ms:.2f}x") if torch_ms else ("-", "-")
     vs_copy = f"{ms / copy_ms:.2f}x" if copy_ms and copy_ms > 0 else "-"
-    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch} | {vs_torch} | {vs_copy} |")
+    print(f"| {name} | {shape} | {ms:.4f} | {rate:.1f} {unit} | {torch_cell} | {vs_torch} | {vs_copy} |")
 
 
 def copy_ms(timer, n_bytes):
