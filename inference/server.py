@@ -368,8 +368,9 @@ def loading_app() -> bottle.Bottle:
         bottle.response.status = 503
         return {"status": "loading", **not_yet}
 
-    @app.route("/<path:path>", method=["GET", "POST", "OPTIONS"])
-    def everything_else(path):
+    @app.route("/", method="ANY")
+    @app.route("/<path:path>", method="ANY")
+    def everything_else(path=""):  # the playground's page too: "/" is not a <path>
         bottle.response.status = 503
         bottle.response.set_header("Retry-After", "1")
         return not_yet
@@ -496,6 +497,9 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())
     threading.Thread(target=server.serve, name="server", daemon=True).start()
+    host, port = server.bind_addr[:2]
+    log.info("loading %s on --device %s; http://%s:%d answers 503 until it is ready", args.model, args.device, host,
+             port)
     try:
         app, load_s, warm_up_s = load_and_warm_up(args, limits)
     except StartUpError as e:
@@ -503,7 +507,6 @@ def main(argv=None) -> int:
         server.stop()
         return 1
     serve_app(server, app, args.cors_origin, args.api_key)
-    host, port = server.bind_addr[:2]
     model = app.config["inference.engine"].model
     log.info("serving %s on http://%s:%d (device %s, load %.2f s, warm-up %.2f s)", model.name, host, port,
              model.device, load_s, warm_up_s)

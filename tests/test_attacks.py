@@ -126,7 +126,7 @@ def test_sigterm_stops_a_busy_server_within_seconds(tiny_model_dir):
                              "--port", str(port), "--device", "cpu"], stderr=subprocess.PIPE, text=True,
                             env=without_simulator())
     try:
-        assert "serving" in proc.stderr.readline()
+        assert "loading" in proc.stderr.readline() and "serving" in proc.stderr.readline()
         client = Client(port)
         with ThreadPoolExecutor(3) as pool:  # about 15 s of work for the 2 cores, under the GIL
             busy = [pool.submit(lambda: client.post("/tokenize", {"text": "=" * 1_000_000})) for _ in range(3)]

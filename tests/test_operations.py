@@ -77,8 +77,9 @@ def test_while_loading_the_server_is_alive_but_not_ready():
         status, _, body = client.request("GET", "/health")
         assert status == 503 and body["status"] == "loading"
         assert client.request("GET", "/live")[:3:2] == (200, {"status": "alive"})
-        status, headers, body = client.post("/generate", {"prompt": "fn"})
-        assert status == 503 and body["error_type"] == "unavailable" and headers["Retry-After"] == "1"
+        for method, path in [("POST", "/generate"), ("GET", "/"), ("PUT", "/v1/completions"), ("GET", "/no/such")]:
+            status, headers, body = client.request(method, path)
+            assert status == 503 and body["error_type"] == "unavailable" and headers["Retry-After"] == "1", path
     finally:
         server.stop()
 

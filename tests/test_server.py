@@ -327,7 +327,8 @@ BAD_REQUESTS = [
     ("POST", G, {"prompt": "a", "frequency_penalty": 2.5}, 400, "frequency_penalty must be between -2 and 2"),
     ("POST", G, {"prompt": "a", "presence_penalty": "x"}, 400, "presence_penalty must be a number, got string"),
     ("POST", G, {"prompt": "fn x" * 100}, 400, "the context holds 64, so a prompt may have at most 63"),
-    ("POST", G, {"prompt": "a", "model": "gpt-5"}, 404, "model 'gpt-5' is not loaded; this server serves 'tiny-random'"),
+    ("POST", G, {"prompt": "a", "model": "gpt-5"}, 404,
+     "model 'gpt-5' is not loaded; this server serves 'tiny-random'"),
     ("POST", G, {"prompt": "a" * 20_000}, 413, "the limit is 16384"),
     ("GET", G, None, 405, "GET is not allowed on /generate; allowed: POST"),
     ("POST", "/health", {}, 405, "allowed: GET"),
@@ -620,6 +621,8 @@ def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, se
                              "--port", str(port), "--device", device],
                             stderr=subprocess.PIPE, text=True, env=without_simulator())
     try:
+        line = proc.stderr.readline()
+        assert f"loading {tiny_model_dir} on --device {device}; http://127.0.0.1:{port} answers 503 until" in line, line
         line = proc.stderr.readline()
         assert f"serving tiny-random on http://127.0.0.1:{port} (device {serving_on}, load " in line, line
         status, _, _ = Client(port).post("/generate", {"prompt": "a", "max_new_tokens": 3})
