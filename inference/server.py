@@ -482,32 +482,27 @@ def non_negative_ms(text: str) -> float:
 def main(argv=None) -> int:
     """Listen at once (answering "loading" until the model is ready, so a
     balancer sees the replica come up), load and warm up the model, serve;
-    on SIGTERM or Ctrl-C, drain and exit."""
+    on SIGTERM or Ctrl-C, drain and exit (while loading: exit at once)."""
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     limits = Limits(max_body_bytes=args.max_body_kb * 1024, max_new_tokens=args.max_new_tokens)
     server = make_server(loading_app(), args.host, args.port, args.threads, limits, args.request_timeout,
                          args.cors_origin, args.api_key)
+    # Until the model serves (a first start of cpu-numba compiles its step for seconds), Ctrl-C stops at
+    # once and SIGTERM ends the process: nothing runs yet that a drain would wait for.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        server.prepare()
-    except OSError as e:
-        print(f"error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
+        app, load_s, warm_up_s = start_up(server, args, limits)
+    except (StartUpError, KeyboardInterrupt) as e:
+        print(f"error: {e}" if isinstance(e, StartUpError) else "interrupted while loading", file=sys.stderr)
+        server.stop()  # its worker threads would keep the process alive
+        return 1 if isinstance(e, StartUpError) else 130
+    stop = threading.Event()  # from now on a signal drains the running generations first
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())
-    threading.Thread(target=server.serve, name="server", daemon=True).start()
-    host, port = server.bind_addr[:2]
-    log.info("loading %s on --device %s; http://%s:%d answers 503 until it is ready", args.model, args.device, host,
-             port)
-    try:
-        app, load_s, warm_up_s = load_and_warm_up(args, limits)
-    except StartUpError as e:
-        print(f"error: cannot start the server: {e}", file=sys.stderr)
-        server.stop()
-        return 1
     serve_app(server, app, args.cors_origin, args.api_key)
-    model = app.config["inference.engine"].model
+    model, (host, port) = app.config["inference.engine"].model, server.bind_addr[:2]
     log.info("serving %s on http://%s:%d (device %s, load %.2f s, warm-up %.2f s)", model.name, host, port,
              model.device, load_s, warm_up_s)
     stop.wait()
@@ -520,24 +515,37 @@ class StartUpError(Exception):
     pass
 
 
+def start_up(server: Server, args, limits: Limits):  # -> the app, the load's seconds, the warm-up's seconds
+    """Listen (answering "loading"), then load and warm up the model."""
+    try:
+        server.prepare()
+    except OSError as e:
+        raise StartUpError(f"cannot listen on {args.host}:{args.port}: {e}") from e
+    threading.Thread(target=server.serve, name="server", daemon=True).start()
+    host, port = server.bind_addr[:2]
+    log.info("loading %s on --device %s; http://%s:%d answers 503 until it is ready", args.model, args.device, host,
+             port)
+    return load_and_warm_up(args, limits)
+
+
 def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, the warm-up's seconds
     t0 = time.perf_counter()
     try:
         # cpu-numba compiles most of its loops here
         model = load_model(args.model, args.device, cuda_graphs=args.cuda_graphs == "on")
     except (CheckpointError, TokenizerError, DeviceError, OSError, ValueError) as e:
-        raise StartUpError(str(e)) from e
+        raise StartUpError(f"cannot start the server: {e}") from e
     try:
         app = create_app(model, limits, args.max_pending, args.stream_interval_ms / 1000, max_batch=args.max_batch,
                          kv_blocks=args.kv_blocks, block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
-        raise StartUpError(str(e)) from e
+        raise StartUpError(f"cannot start the server: {e}") from e
     engine, load_s = app.config["inference.engine"], time.perf_counter() - t0
     try:
         return app, load_s, engine.warm_up()
     except Exception as e:  # e.g. a CUDA error: better refused now than a 500 on every request
         engine.stop()
-        raise StartUpError(f"the model failed its warm-up run on {model.device}: {e}") from e
+        raise StartUpError(f"cannot start the server: the model failed its warm-up run on {model.device}: {e}") from e
 
 
 def drain(app: bottle.Bottle, timeout: float) -> None:

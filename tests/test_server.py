@@ -612,6 +612,21 @@ def test_cuda_graphs_on_or_off_reaches_the_model(monkeypatch, flags, cuda_graphs
     assert asked == [("cuda", {"cuda_graphs": cuda_graphs})]
 
 
+def test_ctrl_c_while_the_model_loads_stops_the_server_at_once(tiny_model_dir, tmp_path):
+    """cpu-numba's first start compiles its step for seconds (here: an empty
+    Numba cache); Ctrl-C then did nothing until the model was loaded."""
+    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir), "--port", "0",
+                             "--device", "cpu-numba"], stderr=subprocess.PIPE, text=True,
+                            env={**without_simulator(), "NUMBA_CACHE_DIR": str(tmp_path)})
+    try:
+        assert "loading" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 130
+        assert "interrupted while loading" in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
 @pytest.mark.parametrize("device, serving_on", [("cpu", "cpu"), ("auto", "cpu-numba")])
 def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, serving_on):
     with socket.socket() as s:
