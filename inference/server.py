@@ -494,10 +494,15 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         app, load_s, warm_up_s = start_up(server, args, limits)
-    except (StartUpError, KeyboardInterrupt) as e:
-        print(f"error: {e}" if isinstance(e, StartUpError) else "interrupted while loading", file=sys.stderr)
-        server.stop()  # its worker threads would keep the process alive
-        return 1 if isinstance(e, StartUpError) else 130
+    except BaseException as e:
+        server.stop()  # its worker threads would keep the process alive, answering /live, for good
+        if isinstance(e, StartUpError):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, KeyboardInterrupt):
+            print("interrupted while loading", file=sys.stderr)
+            return 130
+        raise  # a fault of ours: its traceback, and exit status 1
     stop = threading.Event()  # from now on a signal drains the running generations first
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())

@@ -589,6 +589,24 @@ def test_warm_up_runs_a_prompt_a_sampled_and_greedy_tokens(tiny_model):
         engine.stop()
 
 
+def test_an_unexpected_error_while_loading_ends_the_process(monkeypatch):
+    """Not a hang: Cheroot's worker threads, not daemons, kept the process
+    alive after main() raised, its /live answering 200 for good."""
+    from inference import server
+
+    def load_model(path, device, **options):
+        raise RuntimeError("a fault nobody foresaw")
+    monkeypatch.setattr(server, "load_model", load_model)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="a fault nobody foresaw"):
+        server.main(["--port", "0"])
+    deadline = time.monotonic() + 5
+    while (left := [t for t in threading.enumerate() if t not in before and not t.daemon]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, [t.name for t in left]
+
+
 def test_a_model_that_fails_its_warm_up_stops_start_up(tiny_model, monkeypatch, capsys):
     from inference import server
     failing = WrappedModel(tiny_model, fail_at=2)  # the first step works, the second fails
