@@ -12,7 +12,7 @@ import pytest
 
 from inference import load_model
 from inference.backends import numba_cpu
-from inference.backends.cores import cgroup_mounts, cores_allowed, cpu_quota
+from inference.backends.cores import cgroup_mounts, cores_allowed, cpu_quota, loaded_openblas
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -82,6 +82,42 @@ def test_cpu_numba_keeps_to_the_cores_allowed(tiny_model_dir, monkeypatch):
     assert model.cores == 1 and not model.on_all_cores
 
 
+# In a fresh process (the test process's OpenBLAS stays as it is): the threads that worked in a product of
+# two 1,500-square matrices, counted by the kernel's own books (/proc/self/task/<id>/stat: each thread's
+# CPU ticks), before and after blas_threads_at_most(1); then OpenBLAS's own count after asking for 4.
+COUNT_WORKING_THREADS = """
+import os, numpy as np
+from inference.backends.cores import blas_threads_at_most
+def ticks():  # {thread id: its user + system CPU ticks so far}
+    return {t: sum(map(int, open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()[11:13]))
+            for t in os.listdir("/proc/self/task")}
+def working_threads():
+    a = np.random.default_rng(0).standard_normal((1500, 1500), dtype=np.float32)
+    before = ticks()
+    for _ in range(20):
+        a @ a
+    spent = {t: n - before.get(t, 0) for t, n in ticks().items()}
+    return sum(n > max(spent.values()) / 4 for n in spent.values())
+print(working_threads(), blas_threads_at_most(1), working_threads(), blas_threads_at_most(4))
+"""
+
+
+def test_numpys_openblas_is_found_in_this_process():
+    """NumPy's wheels bundle OpenBLAS: a NumPy built on another BLAS would have nothing to size."""
+    assert loaded_openblas() is not None
+
+
+def test_openblas_works_on_no_more_threads_than_it_is_given():
+    if AFFINITY < 2:
+        pytest.skip("one core: OpenBLAS already works on one thread")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", COUNT_WORKING_THREADS], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "1", "1", "1"], result.stdout  # 2 at first (a thread per core, at
+    # least 2 of them), 1 from then on, and asking for more does not raise it
+
+
 def one_core_cgroup() -> tuple[Path, Path]:  # a new child of this process's cgroup, quota one core; else skip
     try:
         return quota_cgroup(1.0)
@@ -89,15 +125,17 @@ def one_core_cgroup() -> tuple[Path, Path]:  # a new child of this process's cgr
         pytest.skip(f"cannot make a cgroup here (root and a writable cgroup file system are needed): {e}")
 
 
-def test_a_process_in_a_real_one_core_cgroup_is_allowed_one_core():
-    """The kernel's own files: a child of this process's cgroup with a quota of one core."""
+def test_a_process_in_a_real_one_core_cgroup_is_allowed_one_core(tiny_model_dir):
+    """The kernel's own files: a child of this process's cgroup with a quota of one core; a
+    model loaded there on cpu runs NumPy's OpenBLAS on one thread."""
     cgroup, procs = one_core_cgroup()
     try:
-        enter_and_count = (f"echo $$ > {procs} && exec {sys.executable} -c "
-                           "'from inference.backends.cores import cores_allowed; print(cores_allowed())'")
+        count = ("from inference.backends.cores import cores_allowed; from inference import load_model; "
+                 f"print(cores_allowed(), load_model({str(tiny_model_dir)!r}, device='cpu').blas_threads)")
+        enter_and_count = f'echo $$ > {procs} && exec {sys.executable} -c "{count}"'
         result = subprocess.run(["sh", "-c", enter_and_count], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "1"
+        assert result.stdout.split() == ["1", "1"]
     finally:
         cgroup.rmdir()  # empty again: the process has ended
 

@@ -3,6 +3,7 @@ affinity), but no more than its CPU quota where a cgroup sets one (a
 container's `--cpus`, a Kubernetes CPU limit).
 
     cores_allowed()  # -> 2 in a quota of 2 cores (or 2.5), even on a 64-core host
+    blas_threads_at_most(2)  # NumPy's OpenBLAS on no more threads than that
 
 Numba and OpenMP count only the first. In a quota smaller than the machine
 they start a thread per core, and a step whose every shared loop waits for
@@ -14,8 +15,13 @@ quota as "150000 100000" in cpu.max (microseconds of CPU per period: 1.5
 cores; "max": none), v1 in cpu.cfs_quota_us and cpu.cfs_period_us (-1:
 none). A cgroup inside a limited one is limited too, so the least quota of
 the process's cgroup and those above it counts.
+
+NumPy's OpenBLAS, which runs the products of `--device cpu`, also starts a
+thread per core; NumPy has no call to change that once it is loaded, but
+OpenBLAS has one, found here in the library itself.
 """
 
+import ctypes
 import math
 import os
 from pathlib import Path
@@ -93,3 +99,40 @@ def quota_in(directory: Path, version: int) -> float | None:  # one cgroup's quo
         return None if quota < 0 else quota / int((directory / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):  # this level has no such file (the cpu controller is elsewhere)
         return None
+
+
+def blas_threads_at_most(cores: int) -> int | None:
+    """Lower NumPy's OpenBLAS to `cores` threads, never raise it (OPENBLAS_NUM_THREADS
+    may have asked for fewer). -> its threads now; None where no OpenBLAS is loaded
+    (a NumPy built on another BLAS, or no /proc to find it in). In a quota of one
+    core on two, the engine on `--device cpu` makes 2x the tokens/s with one thread
+    than with two (scripts/bench_cpu_quota.py --device cpu)."""
+    blas = loaded_openblas()
+    if blas is None:
+        return None
+    get_threads, set_threads = blas
+    if get_threads() > cores:
+        set_threads(cores)
+    return get_threads()
+
+
+def loaded_openblas(proc: Path = PROC):  # -> (get_num_threads, set_num_threads) of the OpenBLAS loaded here
+    """Found among the files this process has mapped (/proc/self/maps), and
+    opened again, which gives the library already loaded, not a second copy.
+    NumPy's wheels bundle it as libscipy_openblas64_-<hash>.so, its functions
+    renamed (scipy_openblas_get_num_threads64_); a system's NumPy links
+    libopenblas.so (openblas_get_num_threads). None if there is none."""
+    try:
+        maps = (proc / "maps").read_text()
+    except OSError:
+        return None
+    mapped = {line.split(None, 5)[5] for line in maps.splitlines() if len(line.split(None, 5)) == 6}
+    for path in sorted(p for p in mapped if "openblas" in Path(p).name):
+        library = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "")):
+            get_threads = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+            set_threads = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+            if get_threads is not None and set_threads is not None:
+                get_threads.restype, set_threads.argtypes = ctypes.c_int, [ctypes.c_int]
+                return get_threads, set_threads
+    return None

@@ -5,6 +5,7 @@ import numpy as np
 from ..reference.model import KVCache, forward, forward_last
 from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
+from .cores import blas_threads_at_most, cores_allowed
 
 
 class NumpyModel:
@@ -12,6 +13,8 @@ class NumpyModel:
 
     def __init__(self, config, params, tokenizer, name):
         self.config, self.params, self.tokenizer, self.name = config, params, tokenizer, name
+        # NumPy's products (all of them here; cpu-numba's sessions') on no more threads than the CPU quota allows
+        self.blas_threads = blas_threads_at_most(cores_allowed())
 
     def forward(self, ids) -> np.ndarray:  # [T] -> [T, V] float32 logits
         return forward(self.params, self.config, ids)
