@@ -44,11 +44,13 @@ def test_relative_links_resolve(page):
 
 def heading_anchors(page: Path) -> set[str]:
     """The #anchors of a Markdown page's headings, as GitHub makes them: lower case, only
-    letters, digits, hyphens, underscores and spaces kept, spaces as hyphens; -1, -2 after repeats."""
+    letters, digits, hyphens, underscores and spaces kept, spaces as hyphens; -1, -2 after repeats;
+    a link in a heading counts by its text, as the page shows it."""
     seen, anchors = {}, set()
     text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # a "# comment" in code is no heading
     for title in re.findall(r"^#{1,6} +(.+?) *$", text, re.M):
-        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        shown = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title)  # [text](target) -> text
+        anchor = re.sub(r"[^\w\- ]", "", shown.lower()).replace(" ", "-")
         anchors.add(f"{anchor}-{seen[anchor]}" if anchor in seen else anchor)
         seen[anchor] = seen.get(anchor, 0) + 1
     return anchors
