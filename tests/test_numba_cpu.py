@@ -3,6 +3,12 @@ Its logits against the NumPy reference's (float32 rounding, not bits), its
 tokens against the reference's, its batch invariance bit for bit, and its
 sampling against reference.sampling's rules."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numba import njit
@@ -229,6 +235,43 @@ def test_auto_loads_on_cpu_numba_without_a_gpu_and_on_cpu_where_its_loops_fail(t
     model = load_model(tiny_model_dir, device="auto")
     assert model.device == "cpu" and model.forward([1, 2]).shape == (2, model.config.vocab_size)
     assert "device auto: cpu-numba cannot run here (DeviceError: cpu-numba cannot compile its loops" in caplog.text
+
+
+# In the copy on the read-only file system: which package it imported, the device auto chose, one step
+LOAD_WITH_NOWHERE_TO_CACHE = """
+import sys, numpy as np, inference
+from inference import load_model
+from inference.reference.paged import Chunk
+from inference.reference.sampling import Sampling
+model = load_model(sys.argv[1], device="auto")
+pick = model.step_batch(model.new_kv_pool(4, 16), [Chunk([1, 2, 3], 0, [0], Sampling(0.0, 0, 1.0, 0.5))])[0]
+print(inference.__file__, model.device, pick.id)
+"""
+
+
+def test_cpu_numba_compiles_where_numba_has_nowhere_to_cache(tiny_model, tiny_model_dir, tmp_path):
+    """As a container's arbitrary user meets it: the package owned by someone else, no writable
+    home, no NUMBA_CACHE_DIR. Here a copy of it on a read-only mount (unshare's own mount
+    namespace), HOME inside it. Numba's cache=True fails as the module is imported; the loops
+    must compile instead, not leave the server on the NumPy path."""
+    readonly = tmp_path / "readonly"
+    shutil.copytree(Path(numba_cpu.__file__).parents[1], readonly / "inference",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if subprocess.run(["unshare", "--mount", "mount", "--bind", "-o", "ro", str(readonly), str(readonly)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only folder here (unshare --mount needs root)")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NUMBA_ENABLE_CUDASIM")}
+    env.update(HOME=str(readonly), PYTHONPATH=str(readonly))
+    mount_and_load = f'mount --bind -o ro "$1" "$1" && exec "{sys.executable}" -c "$2" "$3"'
+    result = subprocess.run(["unshare", "--mount", "sh", "-c", mount_and_load, "sh", str(readonly),
+                             LOAD_WITH_NOWHERE_TO_CACHE, str(tiny_model_dir)],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=readonly)
+    assert result.returncode == 0, result.stderr
+    module, device, picked = result.stdout.split()
+    assert Path(module).is_relative_to(readonly) and device == "cpu-numba"
+    greedy = Chunk([1, 2, 3], 0, [0], Sampling(0.0, 0, 1.0, 0.5))
+    assert int(picked) == tiny_model.step_batch(tiny_model.new_kv_pool(4, 16), [greedy])[0].id  # the reference's
+    assert "Numba has nowhere to keep its compiled loops" in result.stderr
 
 
 def test_penalties_min_p_and_logprobs_pick_what_the_reference_picks(tiny_model, compiled):

@@ -43,7 +43,8 @@ float32 rounding, not bit for bit; the tests check them against it as
 they check the CUDA backend. Penalties and log-probabilities stay NumPy's
 (reference/sampling.py's `choose`), and so do single-sequence sessions
 (`new_session`, `forward`). Loading the model compiles the step (10 s on
-a 2-core CPU, before the server listens), and Numba caches it on disk.
+a 2-core CPU, while the server answers 503), and Numba caches it on disk
+where it has a place to write (vectors.py's CACHE): later starts load it.
 
 Every core takes part in a step: each product's outputs are shared among
 them (`rows_times_on_all_cores`), and so are the rows' attentions
@@ -69,7 +70,7 @@ from ..reference.sampling import Pick, Sampling, penalize, picked
 from . import DeviceError
 from .cores import cores_allowed
 from .numpy_backend import NumpyModel
-from .vectors import LANES, LINE, fma, load, prefetch, splat, store, zeros
+from .vectors import CACHE, LANES, LINE, fma, load, prefetch, splat, store, zeros
 
 # Reorder sums (so the compiler may use vector instructions) and fuse multiply-adds. Not "no NaNs or
 # infs", which would let a broken forward pass pass unseen, nor x / t as x * (1 / t): for a tiny
@@ -80,7 +81,7 @@ FAST = {"reassoc", "contract", "nsz"}
 # ZeroDivisionError, a branch that keeps the compiler from making vector instructions of a loop (bias_gelu
 # was several times slower with it, in a trial). nogil: while the engine's thread computes, the server's
 # threads may run Python (write tokens to sockets), as they may during NumPy's BLAS calls.
-LOOP = dict(fastmath=FAST, cache=True, nogil=True, error_model="numpy")
+LOOP = dict(fastmath=FAST, cache=CACHE, nogil=True, error_model="numpy")
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 log = logging.getLogger("inference.backends")
 
@@ -607,6 +608,10 @@ class NumbaCpuModel(NumpyModel):
     def __init__(self, config, params, tokenizer, name):
         super().__init__(config, params, tokenizer, name)
         self.weights = stacked_weights(params)
+        if not CACHE:
+            log.warning("cpu-numba: Numba has nowhere to keep its compiled loops (no writable NUMBA_CACHE_DIR, "
+                        "__pycache__ beside the package, nor home directory): they compile at every start; "
+                        "set NUMBA_CACHE_DIR to a writable directory to keep them")
         # Numba's threads (by default the cores this process may run on), but no more than its CPU quota
         self.cores = min(numba.config.NUMBA_NUM_THREADS, cores_allowed())
         self.tile_rows, self.on_all_cores = TILE_ROWS, False  # on one core until checked

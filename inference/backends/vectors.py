@@ -22,6 +22,27 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, models, register_model
 
+
+
+def _probe():  # a function of this folder's, to ask Numba where it would cache one
+    return 0
+
+
+def cache_on_disk() -> bool:
+    """Whether Numba can keep this folder's compiled loops on disk: in
+    NUMBA_CACHE_DIR, else next to the source (__pycache__), else in the user's
+    cache directory (~/.cache/numba). An install owned by root, run by a user
+    with no writable home (a container's arbitrary user) or on a read-only
+    file system, has none of them, and `njit(cache=True)` then fails as the
+    module is imported: there, the loops compile at every start instead."""
+    try:
+        njit(cache=True)(_probe)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return False
+    return True
+
+
+CACHE = cache_on_disk()
 LANES = 8  # 256 bits: AVX2's vector registers; LLVM splits it in two where vectors are narrower
 VECTOR = ir.VectorType(ir.FloatType(), LANES)
 INT32 = ir.IntType(32)
@@ -123,7 +144,7 @@ def prefetch(typingctx, row, i):  # a hint: row[i]'s cache line will be read soo
     return types.none(row, i), codegen
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def store(row, i, v):  # row[i:i + 8] = v, the lanes that fit in the row
     if i + LANES <= row.shape[0]:
         store_all(row, i, v)
