@@ -10,8 +10,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10,<3.14",
-    packages=find_packages(include=["inference", "inference.*"]),
-    package_data={"inference": ["openapi.json", "playground.html"]},
+    # The shipped model goes into the package as inference/data/claude-rust-small (from data/ here), so that
+    # an installed server finds it wherever it runs (server.py's DEFAULT_MODEL).
+    packages=find_packages(include=["inference", "inference.*"]) + ["inference.data"],
+    package_dir={"inference.data": "data"},
+    package_data={"inference": ["openapi.json", "playground.html"], "inference.data": ["claude-rust-small/*"]},
     install_requires=[
         # numba-cuda 0.30.4 registers np.row_stack, which NumPy 2.5 removed: with 2.5 no kernel compiles.
         "numpy>=1.24,<2.5",

@@ -41,9 +41,13 @@ from .validation import (ApiError, Limits, detokenize_request, generate_request,
                          tokenize_request)
 
 log = logging.getLogger("inference.server")
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
-OPENAPI_FILE = Path(__file__).with_name("openapi.json")
-PLAYGROUND_FILE = Path(__file__).with_name("playground.html")
+PACKAGE = Path(__file__).resolve().parent
+# The shipped model: in data/ beside the package in a checkout (and an editable install), in the package's own
+# data/ where it was installed (setup.py); where neither is, the first, for the error to name
+SHIPPED = [folder / "claude-rust-small" for folder in (PACKAGE.parent / "data", PACKAGE / "data")]
+DEFAULT_MODEL = next((folder for folder in SHIPPED if folder.is_dir()), SHIPPED[0])
+OPENAPI_FILE = PACKAGE / "openapi.json"
+PLAYGROUND_FILE = PACKAGE / "playground.html"
 # The playground's script and style are inline; it may talk to this server and nothing else.
 PLAYGROUND_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

@@ -2,6 +2,10 @@
 transformers (same logits), is small, float32, and writes plausible Rust."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,8 @@ import pytest
 from inference import Settings, generate, load_model
 from inference.server import DEFAULT_MODEL
 
-MODEL = Path(__file__).resolve().parent.parent / "data" / "claude-rust-small"
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "data" / "claude-rust-small"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +29,33 @@ def test_it_is_the_server_default_and_small():
     assert size < 25 * 2**20, f"{size / 2**20:.1f} MB"
     config = json.loads((MODEL / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["torch_dtype"] == "float32"
+
+
+def test_an_installed_server_finds_it_wherever_it_runs(model, tmp_path):
+    """`pip install .` (not -e): the package lands in site-packages, away from data/; the model goes
+    with it (setup.py), and the server's default finds it from any folder. Built from a copy of
+    the sources, so the build leaves nothing in the checkout; offline (the test env's setuptools)."""
+    pytest.importorskip("setuptools")
+    source, site = tmp_path / "source", tmp_path / "site-packages"
+    source.mkdir()
+    for name in ("setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("inference", "data"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site),
+               str(source)]
+    result = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    shutil.rmtree(source)  # nothing of the checkout's copy is left to find
+    first_ids = ("import inference; from inference import load_model; from inference.server import DEFAULT_MODEL; "
+                 "logits = load_model(DEFAULT_MODEL).forward([1, 2, 3]); "
+                 "print(inference.__file__, DEFAULT_MODEL, int(logits[-1].argmax()))")
+    result = subprocess.run([sys.executable, "-c", first_ids], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    package, default, greedy = result.stdout.split()
+    assert Path(package).is_relative_to(site) and Path(default) == site / "inference" / "data" / "claude-rust-small"
+    assert int(greedy) == int(model.forward([1, 2, 3])[-1].argmax())
 
 
 def test_transformers_loads_it_unchanged_and_agrees(model):
