@@ -29,6 +29,7 @@ import threading
 import time
 
 from cheroot import connections, errors, server as cheroot_server, wsgi
+from cheroot.workers.threadpool import _SHUTDOWNREQUEST, WorkerThread
 
 log = logging.getLogger("inference.server")
 
@@ -371,8 +372,22 @@ class Server(wsgi.Server):
         self.gateway = Gateway
 
     def prepare(self):
-        super().prepare()
+        try:
+            super().prepare()
+        except RuntimeError:  # "can't start new thread": a limit on threads (a container's pids limit, ulimit -u)
+            self.stop_started_workers()
+            raise
         self._connections = GatedConnectionManager(self)
+
+    def stop_started_workers(self):
+        """The workers a failed prepare() started before the limit: Cheroot's pool
+        had not counted them yet, so stop() would leave them, and, not daemons,
+        they would keep the process alive for good."""
+        workers = [t for t in threading.enumerate() if isinstance(t, WorkerThread) and t.server is self]
+        for _ in workers:
+            self.requests.put(_SHUTDOWNREQUEST)  # each worker takes one and returns
+        for worker in workers:
+            worker.join()
 
     def process_conn(self, conn):
         """Cheroot calls this when conn has something to read: gate it first."""

@@ -530,6 +530,8 @@ def start_up(server: Server, args, limits: Limits):  # -> the app, the load's se
         server.prepare()
     except OSError as e:
         raise StartUpError(f"cannot listen on {args.host}:{args.port}: {e}") from e
+    except RuntimeError as e:
+        raise StartUpError(f"cannot start the server's {args.threads} worker threads (--threads): {e}") from e
     threading.Thread(target=server.serve, name="server", daemon=True).start()
     host, port = server.bind_addr[:2]
     log.info("loading %s on --device %s; http://%s:%d answers 503 until it is ready", args.model, args.device, host,
@@ -549,6 +551,9 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, t
                          kv_blocks=args.kv_blocks, block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
         raise StartUpError(f"cannot start the server: {e}") from e
+    except MemoryError as e:  # the KV cache's pool: "Unable to allocate 8.94 TiB for an array with shape ..."
+        raise StartUpError(f"cannot start the server: its KV cache does not fit in memory (--kv-blocks "
+                           f"{args.kv_blocks}, --block-size {args.block_size}): {e}") from e
     engine, load_s = app.config["inference.engine"], time.perf_counter() - t0
     try:
         return app, load_s, engine.warm_up()

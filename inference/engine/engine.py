@@ -30,6 +30,8 @@ class Engine:
     def __init__(self, model, max_batch: int = 16, max_waiting: int = 16, kv_blocks: int | None = None,
                  block_size: int = 16, max_step_tokens: int = 64):
         n_ctx = model.config.n_ctx
+        if block_size > n_ctx:
+            raise ValueError(f"block_size ({block_size}) must be at most the model's context ({n_ctx} positions)")
         blocks_per_context = -(-n_ctx // block_size)
         kv_blocks = kv_blocks or max_batch * blocks_per_context
         if kv_blocks < blocks_per_context:
