@@ -512,12 +512,16 @@ def main(argv=None) -> int:
         signal.signal(sig, lambda signum, frame: stop.set())
     serve_app(server, app, args.cors_origin, args.api_key)
     model, (host, port) = app.config["inference.engine"].model, server.bind_addr[:2]
-    log.info("serving %s on http://%s:%d (device %s, load %.2f s, warm-up %.2f s)", model.name, host, port,
+    log.info("serving %s on %s (device %s, load %.2f s, warm-up %.2f s)", model.name, url(host, port),
              model.device, load_s, warm_up_s)
     stop.wait()
     drain(app, args.drain_timeout)
     shut_down(server, app.config["inference.engine"])
     return 0
+
+
+def url(host: str, port: int) -> str:  # where the server answers; an IPv6 address in brackets: http://[::1]:8000
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class StartUpError(Exception):
@@ -534,8 +538,7 @@ def start_up(server: Server, args, limits: Limits):  # -> the app, the load's se
         raise StartUpError(f"cannot start the server's {args.threads} worker threads (--threads): {e}") from e
     threading.Thread(target=server.serve, name="server", daemon=True).start()
     host, port = server.bind_addr[:2]
-    log.info("loading %s on --device %s; http://%s:%d answers 503 until it is ready", args.model, args.device, host,
-             port)
+    log.info("loading %s on --device %s; %s answers 503 until it is ready", args.model, args.device, url(host, port))
     return load_and_warm_up(args, limits)
 
 

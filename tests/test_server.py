@@ -4,12 +4,14 @@ concurrency, overload, disconnects, backend failures and the command line."""
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -685,6 +687,27 @@ def test_ctrl_c_while_the_model_loads_stops_the_server_at_once(tiny_model_dir, t
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=5) == 130
         assert "interrupted while loading" in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_the_address_it_logs_is_one_a_client_can_use_on_ipv6(tiny_model_dir):
+    """`--host ::1`: the logged address must be a URL (the IPv6 address in brackets), followed here as is."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir), "--host", "::1",
+                             "--port", "0", "--device", "cpu"], stderr=subprocess.PIPE, text=True,
+                            env=without_simulator())
+    try:
+        assert "loading" in proc.stderr.readline()
+        logged = re.search(r"serving tiny-random on (\S+) ", proc.stderr.readline()).group(1)
+        address = urllib.parse.urlsplit(logged)
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        conn.request("GET", "/health")
+        assert address.hostname == "::1" and conn.getresponse().status == 200
     finally:
         proc.kill()
 
