@@ -237,6 +237,19 @@ def test_auto_loads_on_cpu_numba_without_a_gpu_and_on_cpu_where_its_loops_fail(t
     assert "device auto: cpu-numba cannot run here (DeviceError: cpu-numba cannot compile its loops" in caplog.text
 
 
+def test_auto_says_why_a_gpu_that_is_here_goes_unused(tiny_model_dir, monkeypatch, caplog):
+    """A GPU machine where numba-cuda cannot load (its CUDA libraries not installed): cpu-numba,
+    and a warning that says why and what to install, not silence."""
+    monkeypatch.setattr(backends, "gpu_present", lambda: True)
+    monkeypatch.setattr(backends, "simulating", lambda: False)
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)  # importing it fails, as without libcudart
+    assert load_model(tiny_model_dir, device="auto").device == "cpu-numba"
+    assert "device auto: a GPU is here, but numba-cuda cannot load (ModuleNotFoundError" in caplog.text
+    assert "pip install -e '.[cuda]'" in caplog.text
+    with pytest.raises(DeviceError, match=r"--device cuda was asked for, but numba-cuda cannot load"):
+        load_model(tiny_model_dir, device="cuda")
+
+
 # In the copy on the read-only file system: which package it imported, the device auto chose, one step
 LOAD_WITH_NOWHERE_TO_CACHE = """
 import sys, numpy as np, inference

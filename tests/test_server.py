@@ -578,7 +578,8 @@ def test_device_cuda_without_a_gpu_stops_start_up(tiny_model_dir):
     if real_gpu_available():
         pytest.skip("this machine has a GPU")
     result = run_server("--model", str(tiny_model_dir), "--device", "cuda")
-    assert result.returncode == 1 and "no usable CUDA GPU" in result.stderr
+    # no GPU, or (where the CUDA libraries are missing) numba-cuda cannot even load
+    assert result.returncode == 1 and "--device cuda was asked for, but " in result.stderr
 
 
 @pytest.mark.parametrize("args, words", [

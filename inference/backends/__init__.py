@@ -11,6 +11,7 @@ with the engine's step compiled (numba_cpu.py), and on CUDA (the kernels).
 `Model` and `Session` below write the interface down; every backend has it.
 """
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -57,19 +58,36 @@ class DeviceError(RuntimeError):
 log = logging.getLogger("inference.backends")
 
 
-def cuda_available() -> bool:
-    """True when the CUDA backend can run: a real GPU, or Numba's CUDA
-    simulator (NUMBA_ENABLE_CUDASIM=1, for tests: every thread in Python)."""
+def why_not_cuda() -> str | None:
+    """None when the CUDA backend can run: a real GPU, or Numba's CUDA
+    simulator (NUMBA_ENABLE_CUDASIM=1, for tests: every thread in Python);
+    else why not, in words."""
     try:
-        from numba import cuda
-        return cuda.is_available()
-    except Exception:  # no driver, no toolkit, or numba-cuda not importable
-        return False
+        cuda = importlib.import_module("numba.cuda")
+    except Exception as e:  # most often the CUDA libraries it loads as it is imported (libcudart) are missing
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        return (f"numba-cuda cannot load ({type(e).__name__}: {first_line}); "
+                "pip install -e '.[cuda]' brings the CUDA libraries it needs")
+    if not cuda.is_available():
+        return "no usable CUDA GPU was found (numba.cuda.is_available() is False)"
+    return None
+
+
+def cuda_available() -> bool:
+    return why_not_cuda() is None
+
+
+def simulating() -> bool:  # Numba's CUDA simulator is on: a test tool, never a GPU to serve on
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
 
 
 def real_gpu_available() -> bool:
-    from numba import config
-    return not config.ENABLE_CUDASIM and cuda_available()
+    return not simulating() and cuda_available()
+
+
+def gpu_present() -> bool:  # an NVIDIA driver's device files: a GPU is here, whether or not numba-cuda can use it
+    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 DEVICES = ("cpu", "cpu-numba", "cuda", "auto")
@@ -83,10 +101,13 @@ def resolve_device(device: str) -> str:
     if device not in DEVICES:
         raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "auto":
-        return "cuda" if real_gpu_available() else "cpu-numba"
-    if device == "cuda" and not cuda_available():
-        raise DeviceError("--device cuda was asked for, but no usable CUDA GPU was found "
-                          "(numba.cuda.is_available() is False)")
+        if real_gpu_available():
+            return "cuda"
+        if gpu_present() and not simulating():
+            log.warning("device auto: a GPU is here, but %s; loading on cpu-numba", why_not_cuda())
+        return "cpu-numba"
+    if device == "cuda" and (reason := why_not_cuda()) is not None:
+        raise DeviceError(f"--device cuda was asked for, but {reason}")
     return device
 
 
