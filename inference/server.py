@@ -555,8 +555,9 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, t
     except ValueError as e:
         raise StartUpError(f"cannot start the server: {e}") from e
     except MemoryError as e:  # the KV cache's pool: "Unable to allocate 8.94 TiB for an array with shape ..."
-        raise StartUpError(f"cannot start the server: its KV cache does not fit in memory (--kv-blocks "
-                           f"{args.kv_blocks}, --block-size {args.block_size}): {e}") from e
+        size = f"--kv-blocks {args.kv_blocks}" if args.kv_blocks else f"--max-batch {args.max_batch} full contexts"
+        raise StartUpError(f"cannot start the server: its KV cache does not fit in memory ({size}, --block-size "
+                           f"{args.block_size}): {e}") from e
     engine, load_s = app.config["inference.engine"], time.perf_counter() - t0
     try:
         return app, load_s, engine.warm_up()

@@ -23,7 +23,6 @@ from numba import njit, types
 from numba.extending import intrinsic, models, register_model
 
 
-
 def _probe():  # a function of this folder's, to ask Numba where it would cache one
     return 0
 
