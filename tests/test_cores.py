@@ -114,8 +114,8 @@ def test_openblas_works_on_no_more_threads_than_it_is_given():
     result = subprocess.run([sys.executable, "-c", COUNT_WORKING_THREADS], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["2", "1", "1", "1"], result.stdout  # 2 at first (a thread per core, at
-    # least 2 of them), 1 from then on, and asking for more does not raise it
+    before, *after = result.stdout.split()  # a thread per core at first; 1 from then on, asking for more too
+    assert int(before) >= 2 and after == ["1", "1", "1"], result.stdout
 
 
 def one_core_cgroup() -> tuple[Path, Path]:  # a new child of this process's cgroup, quota one core; else skip

@@ -594,7 +594,7 @@ def test_a_kv_cache_that_cannot_be_stops_start_up(tiny_model_dir, args, words):
 
 def pids_cgroup(most: int) -> Path:
     """A new cgroup (v1 or v2, beside this process's own) whose processes may have `most` threads in
-    all; its cgroup.procs. Skips where this machine does not let the tests make one."""
+    all; its folder. Skips where this machine does not let the tests make one."""
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         hierarchy, controllers, path = line.split(":", 2)
         base = {"0": Path("/sys/fs/cgroup")}.get(hierarchy, Path("/sys/fs/cgroup/pids"))
