@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import config, cuda
+from numba.cuda.cudadrv.driver import CudaAPIError
 
 from ..kernels.attention import MAX_CONTEXT, attention, store_kv
 from ..kernels.embedding import embedding
@@ -172,8 +173,14 @@ class CudaKVPool:
         c, C = model.config, model.config.n_embd
         self.n_embd, self.n_blocks, self.block_size = C, n_blocks, block_size
         self.max_blocks = -(-c.n_ctx // block_size)  # a block table's length
-        self.k = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
-        self.v = cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
+        try:
+            self.k, self.v = (cuda.device_array((c.n_layer, n_blocks * block_size, C), dtype=np.float32)
+                              for _ in range(2))
+        except CudaAPIError as e:  # said as NumPy says it on the host, for the server's start-up to report
+            if "OUT_OF_MEMORY" not in str(e):
+                raise
+            raise MemoryError(f"the GPU cannot hold a KV cache of 2 x {c.n_layer * n_blocks * block_size * C * 4:,} "
+                              f"bytes: {e}") from e
         self.layers_k = [self.k[layer] for layer in range(c.n_layer)]
         self.layers_v = [self.v[layer] for layer in range(c.n_layer)]
         R = max_rows or n_blocks * block_size  # no step has more rows than the pool has slots

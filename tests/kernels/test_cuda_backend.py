@@ -57,6 +57,15 @@ def test_logits_match_over_a_prompt(models):
     assert_close(gpu.forward(ids), cpu.forward(ids), "logits")
 
 
+@pytest.mark.parametrize("models", ["tiny"], indirect=True)
+def test_a_kv_cache_larger_than_the_device_is_a_memory_error(models):
+    """What the server's start-up reports as "does not fit in memory": on a GPU the driver's
+    out-of-memory error, under the simulator NumPy's."""
+    _, _, gpu = models
+    with pytest.raises(MemoryError):
+        gpu.new_kv_pool(10**12, 16)  # petabytes
+
+
 def ids_of(model, settings, prompt):
     return [t.id for t in generate_tokens(model, model.tokenizer.encode(prompt), settings)]
 
