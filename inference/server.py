@@ -494,7 +494,7 @@ def main(argv=None) -> int:
                          args.cors_origin, args.api_key)
     # Until the model serves (a first start of cpu-numba compiles its step for seconds), Ctrl-C stops at
     # once and SIGTERM ends the process: nothing runs yet that a drain would wait for.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt_once)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         app, load_s, warm_up_s = start_up(server, args, limits)
@@ -507,17 +507,29 @@ def main(argv=None) -> int:
             print("interrupted while loading", file=sys.stderr)
             return 130
         raise  # a fault of ours: its traceback, and exit status 1
-    stop = threading.Event()  # from now on a signal drains the running generations first
+    # From now on a signal drains the running generations first. Its handler only notes it: a handler
+    # runs between any two steps of the main thread, even inside itself when signals come in a burst
+    # (`timeout` signals the server and its process group; Ctrl-C pressed twice), and one that took a
+    # lock (threading.Event.set) could wait for a lock it holds already, hanging the server for good.
+    stop_signals = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.set())
+        signal.signal(sig, lambda signum, frame: stop_signals.append(signum))
     serve_app(server, app, args.cors_origin, args.api_key)
     model, (host, port) = app.config["inference.engine"].model, server.bind_addr[:2]
     log.info("serving %s on %s (device %s, load %.2f s, warm-up %.2f s)", model.name, url(host, port),
              model.device, load_s, warm_up_s)
-    stop.wait()
+    while not stop_signals:
+        time.sleep(SIGNAL_POLL_S)
     drain(app, args.drain_timeout)
     shut_down(server, app.config["inference.engine"])
     return 0
+
+
+def interrupt_once(signum, frame):
+    """Ctrl-C while loading: stop (KeyboardInterrupt), and ignore any more, which would interrupt
+    the stopping itself (leaving Cheroot's workers, not daemons, to hold the process open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def url(host: str, port: int) -> str:  # where the server answers; an IPv6 address in brackets: http://[::1]:8000
@@ -578,6 +590,7 @@ def drain(app: bottle.Bottle, timeout: float) -> None:
 
 
 SHUTDOWN_SECONDS = 3.0
+SIGNAL_POLL_S = 0.1  # how often the main thread looks for a stop signal while the server serves
 
 
 def shut_down(server: Server, engine: Engine, exit_process: bool = True) -> None:
