@@ -520,7 +520,11 @@ def main(argv=None) -> int:
              model.device, load_s, warm_up_s)
     while not stop_signals:
         time.sleep(SIGNAL_POLL_S)
-    drain(app, args.drain_timeout)
+    if stop_signals[0] == signal.SIGINT:
+        log.info("Ctrl-C: the running generations may finish; Ctrl-C again ends them at once")
+    # A second Ctrl-C is a person who will not wait. A second SIGTERM is not: `timeout` and process
+    # groups deliver two, and a supervisor's SIGTERM must always let the generations finish.
+    drain(app, args.drain_timeout, cut_short=lambda: stop_signals.count(signal.SIGINT) > 1)
     shut_down(server, app.config["inference.engine"])
     return 0
 
@@ -578,14 +582,15 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, t
         raise StartUpError(f"cannot start the server: the model failed its warm-up run on {model.device}: {e}") from e
 
 
-def drain(app: bottle.Bottle, timeout: float) -> None:
+def drain(app: bottle.Bottle, timeout: float, cut_short=lambda: False) -> None:
     """Take no new generations (503, and /health says so, so balancers move
-    away) and give the running ones up to `timeout` seconds to finish."""
+    away) and give the running ones up to `timeout` seconds to finish, or
+    until cut_short() says to stop waiting."""
     app.config["inference.draining"] = True
     engine = app.config["inference.engine"]
     log.info("draining: %d running, %d waiting", engine.stats()["running"], engine.stats()["waiting"])
     deadline = time.monotonic() + timeout
-    while not engine.idle() and time.monotonic() < deadline:
+    while not engine.idle() and time.monotonic() < deadline and not cut_short():
         time.sleep(0.05)
 
 

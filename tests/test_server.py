@@ -739,6 +739,35 @@ def test_the_address_it_logs_is_one_a_client_can_use_on_ipv6(tiny_model_dir):
         proc.kill()
 
 
+def test_a_second_ctrl_c_ends_the_running_generations_at_once():
+    """The first Ctrl-C drains: the running generations may finish (up to --drain-timeout). The
+    second stops waiting: their streams end with an error event, and the server exits."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--port", str(port), "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env=without_simulator())  # the shipped model
+    try:
+        while "serving" not in (line := proc.stderr.readline()):
+            assert line, "the server ended before serving"
+        with ThreadPoolExecutor(16) as pool:  # 16 x 480 tokens: seconds of work on any CPU
+            streams = [pool.submit(Client(port).stream, {"prompt": "fn main() {", "max_new_tokens": 480, "seed": i})
+                       for i in range(16)]
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            while "Ctrl-C again ends them at once" not in (line := proc.stderr.readline()):  # past the access log
+                assert line, "the server ended without offering a second Ctrl-C"
+            time.sleep(0.5)
+            assert proc.poll() is None  # draining: waiting for the generations
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+            ends = [stream.result(timeout=10)[-1][0] for stream in streams]
+        # "done" for the few that met the end of text before; the others were cut: drained, all would be done
+        assert set(ends) <= {"done", "error"} and "error" in ends, ends
+    finally:
+        proc.kill()
+
+
 @pytest.mark.parametrize("device, serving_on", [("cpu", "cpu"), ("auto", "cpu-numba")])
 def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, serving_on):
     with socket.socket() as s:
