@@ -553,6 +553,23 @@ def run_server(*args, timeout=20):
                           timeout=timeout, env=without_simulator())
 
 
+def server_process(*args, env=None):  # the server started as a user starts it, its log on a pipe
+    return subprocess.Popen([sys.executable, "-m", "inference.server", *args], stderr=subprocess.PIPE, text=True,
+                            env={**without_simulator(), **(env or {})})
+
+
+def read_log_until(proc, words: str) -> str:  # the server's log up to the line with these words -> that line
+    while words not in (line := proc.stderr.readline()):
+        assert line, f"the server ended before it logged {words!r}"
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_help():
     result = run_server("--help")
     assert result.returncode == 0 and "--device {cpu,cpu-numba,cuda,auto}" in result.stdout
@@ -689,9 +706,8 @@ def test_ctrl_c_while_the_model_loads_stops_the_server_at_once(tiny_model_dir, t
     Numba cache); Ctrl-C then did nothing until the model was loaded. Pressed
     again and again, it must not interrupt the stopping (which hung the process
     or ended it by a traceback, in 4 tries of 5)."""
-    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir), "--port", "0",
-                             "--device", "cpu-numba"], stderr=subprocess.PIPE, text=True,
-                            env={**without_simulator(), "NUMBA_CACHE_DIR": str(tmp_path)})
+    proc = server_process("--model", str(tiny_model_dir), "--port", "0", "--device", "cpu-numba",
+                          env={"NUMBA_CACHE_DIR": str(tmp_path)})
     try:
         assert "loading" in proc.stderr.readline()
         signal_burst(proc, signal.SIGINT)
@@ -706,12 +722,9 @@ def test_a_burst_of_signals_while_serving_drains_and_exits(tiny_model_dir):
     twice. A handler that set a threading.Event could run again inside itself, holding the Event's
     lock, and wait for it for good (3 tries of 6 hung)."""
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir),
-                                 "--port", "0", "--device", "cpu"], stderr=subprocess.PIPE, text=True,
-                                env=without_simulator())
+        proc = server_process("--model", str(tiny_model_dir), "--port", "0", "--device", "cpu")
         try:
-            while "serving" not in (line := proc.stderr.readline()):
-                assert line, "the server ended before serving"
+            read_log_until(proc, "serving")
             signal_burst(proc, signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
         finally:
@@ -725,9 +738,7 @@ def test_the_address_it_logs_is_one_a_client_can_use_on_ipv6(tiny_model_dir):
             s.bind(("::1", 0))
     except OSError as e:
         pytest.skip(f"no IPv6 loopback here: {e}")
-    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir), "--host", "::1",
-                             "--port", "0", "--device", "cpu"], stderr=subprocess.PIPE, text=True,
-                            env=without_simulator())
+    proc = server_process("--model", str(tiny_model_dir), "--host", "::1", "--port", "0", "--device", "cpu")
     try:
         assert "loading" in proc.stderr.readline()
         logged = re.search(r"serving tiny-random on (\S+) ", proc.stderr.readline()).group(1)
@@ -742,21 +753,16 @@ def test_the_address_it_logs_is_one_a_client_can_use_on_ipv6(tiny_model_dir):
 def test_a_second_ctrl_c_ends_the_running_generations_at_once():
     """The first Ctrl-C drains: the running generations may finish (up to --drain-timeout). The
     second stops waiting: their streams end with an error event, and the server exits."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--port", str(port), "--device", "cpu"],
-                            stderr=subprocess.PIPE, text=True, env=without_simulator())  # the shipped model
+    port = free_port()
+    proc = server_process("--port", str(port), "--device", "cpu")  # the shipped model
     try:
-        while "serving" not in (line := proc.stderr.readline()):
-            assert line, "the server ended before serving"
+        read_log_until(proc, "serving")
         with ThreadPoolExecutor(16) as pool:  # 16 x 480 tokens: seconds of work on any CPU
             streams = [pool.submit(Client(port).stream, {"prompt": "fn main() {", "max_new_tokens": 480, "seed": i})
                        for i in range(16)]
             time.sleep(1.0)
             proc.send_signal(signal.SIGINT)
-            while "Ctrl-C again ends them at once" not in (line := proc.stderr.readline()):  # past the access log
-                assert line, "the server ended without offering a second Ctrl-C"
+            read_log_until(proc, "Ctrl-C again ends them at once")  # past the access log
             time.sleep(0.5)
             assert proc.poll() is None  # draining: waiting for the generations
             proc.send_signal(signal.SIGINT)
@@ -770,12 +776,8 @@ def test_a_second_ctrl_c_ends_the_running_generations_at_once():
 
 @pytest.mark.parametrize("device, serving_on", [("cpu", "cpu"), ("auto", "cpu-numba")])
 def test_starts_logs_and_shuts_down_cleanly_on_ctrl_c(tiny_model_dir, device, serving_on):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "inference.server", "--model", str(tiny_model_dir),
-                             "--port", str(port), "--device", device],
-                            stderr=subprocess.PIPE, text=True, env=without_simulator())
+    port = free_port()
+    proc = server_process("--model", str(tiny_model_dir), "--port", str(port), "--device", device)
     try:
         line = proc.stderr.readline()
         assert f"loading {tiny_model_dir} on --device {device}; http://127.0.0.1:{port} answers 503 until" in line, line
