@@ -36,6 +36,7 @@ from .engine import Cancelled, Engine, EngineError, Overloaded, ShuttingDown, St
 from .http import ERROR_TYPES, MAX_HEAD_BYTES, Server, wsgi_stack
 from .metrics import Metrics
 from .openai_api import Completion, completion_request, models_list, openai_error
+from .reference.paged import KVPool
 from .tokenizer import TokenizerError
 from .validation import (ApiError, Limits, detokenize_request, generate_request, invalid, parse_json_object,
                          tokenize_request)
@@ -515,9 +516,11 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop_signals.append(signum))
     serve_app(server, app, args.cors_origin, args.api_key)
-    model, (host, port) = app.config["inference.engine"].model, server.bind_addr[:2]
-    log.info("serving %s on %s (device %s, load %.2f s, warm-up %.2f s)", model.name, url(host, port),
-             model.device, load_s, warm_up_s)
+    engine, (host, port) = app.config["inference.engine"], server.bind_addr[:2]
+    model, blocks = engine.model, engine.blocks
+    log.info("serving %s on %s (device %s, load %.2f s, warm-up %.2f s; KV cache %d blocks of %d positions, %.0f MiB)",
+             model.name, url(host, port), model.device, load_s, warm_up_s, blocks.n_blocks, blocks.block_size,
+             KVPool.nbytes(model.config, blocks.n_blocks, blocks.block_size) / 2 ** 20)
     while not stop_signals:
         time.sleep(SIGNAL_POLL_S)
     if stop_signals[0] == signal.SIGINT:

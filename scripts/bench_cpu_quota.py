@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,20 +55,9 @@ def run(threads: str, device: str, new_tokens: int, cgroup_procs: Path | None) -
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def quota_cgroup(cores: float) -> tuple[Path, Path]:  # -> (the new cgroup's directory, the file that takes a pid)
-    from inference.backends.cores import cpu_cgroups
-    for here, _, version in cpu_cgroups():
-        quota_file = here / ("cpu.max" if version == 2 else "cpu.cfs_quota_us")
-        if quota_file.exists():
-            child_dir = here / f"bench-cpu-quota-{uuid.uuid4().hex[:8]}"
-            child_dir.mkdir()
-            if version == 2:
-                (child_dir / "cpu.max").write_text(f"{int(cores * 100000)} 100000")
-                return child_dir, child_dir / "cgroup.procs"
-            (child_dir / "cpu.cfs_period_us").write_text("100000")
-            (child_dir / "cpu.cfs_quota_us").write_text(str(int(cores * 100000)))
-            return child_dir, child_dir / "tasks"
-    raise FileNotFoundError("no cgroup with the cpu controller holds this process")
+def quota_limits(cores: float) -> dict:  # a cgroup's files for a quota of `cores`, in v2 and in v1 (cgroups.py)
+    return {2: {"cpu.max": f"{int(cores * 100000)} 100000"},
+            1: {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": str(int(cores * 100000))}}
 
 
 def main():
@@ -84,10 +72,12 @@ def main():
     sys.path.insert(0, str(ROOT / "scripts"))
     if args.child:
         return child(args.child, args.device, args.new_tokens)
+    from cgroups import limited_cgroup
     try:
-        cgroup, procs = quota_cgroup(args.quota)
+        cgroup = limited_cgroup("cpu", quota_limits(args.quota))
     except OSError as e:
-        raise SystemExit(f"cannot make a cgroup here (root and a writable cgroup file system are needed): {e}")
+        raise SystemExit(e)
+    procs = cgroup / "cgroup.procs"
     runs = {"in the quota, threads sized by the quota (cores.py)": ("by-quota", procs),
             "in the quota, a thread per core": ("per-core", procs),
             "no quota, a thread per core": ("per-core", None)}

@@ -50,6 +50,26 @@ if config.ENABLE_CUDASIM:
         sys.setswitchinterval(1e-4)
 
 
+@pytest.fixture
+def limited_cgroup():
+    """make(controller, {version: {file: text}}) -> a new cgroup's folder with those limits
+    (scripts/cgroups.py), removed after the test; skips where this machine lets no test make one."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from cgroups import limited_cgroup as make_cgroup
+    made = []
+
+    def make(controller: str, limits: dict) -> Path:
+        try:
+            made.append(make_cgroup(controller, limits))
+        except OSError as e:
+            pytest.skip(str(e))
+        return made[-1]
+
+    yield make
+    for folder in made:
+        folder.rmdir()  # empty again: the test's processes have ended
+
+
 @pytest.fixture(scope="session")
 def shipped_model_dir():
     return SHIPPED_MODEL

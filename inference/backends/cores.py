@@ -45,27 +45,23 @@ def cpu_quota(proc: Path = PROC) -> float | None:
     """The least CPU quota, in cores, of this process's cgroups and those
     above them (up to where each hierarchy is mounted), or None where nothing
     limits it."""
-    quotas = []
-    for here, mount_point, version in cpu_cgroups(proc):
-        for directory in [here, *here.parents]:
-            quotas.append(quota_in(directory, version))
-            if directory == mount_point:
-                break
+    quotas = [quota_in(directory, version) for directory, version in up_the_tree("cpu", proc)]
     return min((q for q in quotas if q is not None), default=None)
 
 
-def cpu_cgroups(proc: Path = PROC) -> list[tuple[Path, Path, int]]:
+def cgroups(controller: str, proc: Path = PROC) -> list[tuple[Path, Path, int]]:
     """(directory, mount point, cgroup version) of this process's cgroup in each
-    mounted hierarchy that may hold a CPU quota: v1's with the cpu controller, v2's."""
+    mounted hierarchy that may hold the controller's limits ("cpu", "memory",
+    "pids"): v1's with that controller, v2's."""
     try:
-        mounts = cgroup_mounts((proc / "mountinfo").read_text())
+        mounts = cgroup_mounts((proc / "mountinfo").read_text(), controller)
         memberships = (proc / "cgroup").read_text().splitlines()
     except OSError:  # no /proc: not Linux
         return []
     found = []
     for line in memberships:  # "hierarchy-id:controllers:path", e.g. "4:cpu,cpuacct:/docker/ab12" or "0::/"
         hierarchy, controllers, path = line.split(":", 2)
-        version = 2 if hierarchy == "0" else 1 if "cpu" in controllers.split(",") else None
+        version = 2 if hierarchy == "0" else 1 if controller in controllers.split(",") else None
         if version in mounts:
             root, mount_point = mounts[version]  # the path is the cgroup's from the hierarchy's root
             inside = Path(path).is_relative_to(root)
@@ -73,8 +69,8 @@ def cpu_cgroups(proc: Path = PROC) -> list[tuple[Path, Path, int]]:
     return found
 
 
-def cgroup_mounts(mountinfo: str) -> dict:
-    """{1: (root, mount point) of the v1 hierarchy with the cpu controller,
+def cgroup_mounts(mountinfo: str, controller: str = "cpu") -> dict:
+    """{1: (root, mount point) of the v1 hierarchy with the controller,
     2: the same of the v2 hierarchy}, as mounted here. A mountinfo line:
     "36 25 0:31 <root> <mount point> <options> [optional fields] - <type> <source> <super options>"."""
     mounts = {}
@@ -85,9 +81,19 @@ def cgroup_mounts(mountinfo: str) -> dict:
         after = fields[fields.index("-") + 1:]  # type, source, super options
         if after[0] == "cgroup2":
             mounts.setdefault(2, (Path(fields[3]), Path(fields[4])))
-        elif after[0] == "cgroup" and len(after) > 2 and "cpu" in after[2].split(","):
+        elif after[0] == "cgroup" and len(after) > 2 and controller in after[2].split(","):
             mounts.setdefault(1, (Path(fields[3]), Path(fields[4])))
     return mounts
+
+
+def up_the_tree(controller: str, proc: Path = PROC):  # -> (directory, version) of each cgroup that limits us
+    """This process's cgroups with the controller, and those above them up to
+    where each hierarchy is mounted: a cgroup inside a limited one is limited too."""
+    for here, mount_point, version in cgroups(controller, proc):
+        for directory in [here, *here.parents]:
+            yield directory, version
+            if directory == mount_point:
+                break
 
 
 def quota_in(directory: Path, version: int) -> float | None:  # one cgroup's quota in cores, or None

@@ -25,7 +25,7 @@ from ..kernels.layernorm import layer_norm
 from ..kernels.matmul import linear
 from ..kernels.paged import embedding_at, gather_rows, paged_attention, store_kv as store_kv_paged
 from ..kernels.sampling import BatchSampler
-from ..reference.paged import batch_rows, sampled_rows
+from ..reference.paged import KVPool, batch_rows, sampled_rows
 from ..reference.sampling import Pick, Sampling
 
 log = logging.getLogger("inference.backends")
@@ -179,8 +179,8 @@ class CudaKVPool:
         except CudaAPIError as e:  # said as NumPy says it on the host, for the server's start-up to report
             if "OUT_OF_MEMORY" not in str(e):
                 raise
-            raise MemoryError(f"the GPU cannot hold a KV cache of 2 x {c.n_layer * n_blocks * block_size * C * 4:,} "
-                              f"bytes: {e}") from e
+            nbytes = KVPool.nbytes(c, n_blocks, block_size)
+            raise MemoryError(f"the GPU cannot hold a KV cache of {nbytes / 2 ** 30:.2f} GiB: {e}") from e
         self.layers_k = [self.k[layer] for layer in range(c.n_layer)]
         self.layers_v = [self.v[layer] for layer in range(c.n_layer)]
         R = max_rows or n_blocks * block_size  # no step has more rows than the pool has slots

@@ -6,6 +6,7 @@ from ..reference.model import KVCache, forward, forward_last
 from ..reference.paged import KVPool, batch_hidden_states, batch_lm_head, sampled_rows
 from ..reference.sampling import Pick, Sampling, choose
 from .cores import blas_threads_at_most, cores_allowed
+from .memory import refuse_beyond_room
 
 
 class NumpyModel:
@@ -23,6 +24,8 @@ class NumpyModel:
         return NumpySession(self)
 
     def new_kv_pool(self, n_blocks: int, block_size: int, max_rows=None, max_seqs=None) -> KVPool:
+        # asked first: Linux would say yes to any size, and the OOM killer end the process as it is written
+        refuse_beyond_room(KVPool.nbytes(self.config, n_blocks, block_size), "a KV cache")
         return KVPool(self.config, n_blocks, block_size)  # a step's arrays are made as it goes
 
     def step_batch(self, pool: KVPool, chunks) -> list[Pick | None]:

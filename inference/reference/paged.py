@@ -41,6 +41,10 @@ class KVPool:
         self.v = np.full(shape, np.nan, dtype=np.float32)
         self.n_blocks, self.block_size = n_blocks, block_size
 
+    @staticmethod
+    def nbytes(config, n_blocks: int, block_size: int) -> int:  # keys and values of every layer, float32
+        return 2 * config.n_layer * n_blocks * block_size * config.n_embd * 4
+
 
 @dataclass
 class Chunk:
