@@ -355,39 +355,48 @@ SAMPLER = LOOP | {"nogil": False}
 
 
 @njit(**SAMPLER)
-def sample_rows(logits, floats, top_k, out):  # [n, V]; [n, 4] temperature, top_p, coin, min_p; [n] -> out [n] ids
+def sample_rows(logits, settings, out):  # [n, V]; [n, 5] temperature, top_p, coin, min_p, top_k; -> out [n] ids
     for r in range(logits.shape[0]):
-        out[r] = sample_row(logits[r], floats[r, 0], top_k[r], floats[r, 1], floats[r, 2], floats[r, 3])
+        out[r] = sample_row(logits[r], *row_settings(settings[r]))
 
 
 @njit(**SAMPLER, parallel=True)
-def sample_rows_on_all_cores(logits, floats, top_k, out):  # sample_rows, its rows shared among Numba's threads
+def sample_rows_on_all_cores(logits, settings, out):  # sample_rows, its rows shared among Numba's threads
     for r in prange(logits.shape[0]):
-        out[r] = sample_row(logits[r], floats[r, 0], top_k[r], floats[r, 1], floats[r, 2], floats[r, 3])
+        out[r] = sample_row(logits[r], *row_settings(settings[r]))
 
 
 @njit(**SAMPLER)
-def sample_batch(logits, floats, top_k, out, all_cores):  # sample_rows, on all cores from two rows on
+def row_settings(row):  # [5] float32 -> sample_row's temperature, top_k, top_p, coin, min_p
+    return row[0], np.int64(row[4]), row[1], row[2], row[3]
+
+
+@njit(**SAMPLER)
+def sample_batch(logits, settings, all_cores):  # -> [n] ids: sample_rows, on all cores from two rows on
+    out = np.empty(logits.shape[0], dtype=np.int64)
     if all_cores and logits.shape[0] > 1:
-        sample_rows_on_all_cores(logits, floats, top_k, out)
+        sample_rows_on_all_cores(logits, settings, out)
     else:
-        sample_rows(logits, floats, top_k, out)
+        sample_rows(logits, settings, out)
+    return out
 
 
 def choose_rows(logits, samplings: list[Sampling], all_cores=False) -> list[Pick]:
     """reference.sampling.choose for each row of [n, V] logits (penalized in
     place), every row's token picked in one compiled call, by the same loop
-    whatever the batch: a row's token does not depend on the others."""
+    whatever the batch: a row's token does not depend on the others. Few
+    calls to NumPy: right after a step has swept the cache each costs
+    microseconds."""
     for r, s in enumerate(samplings):
         if s.penalties is not None:
             logits[r] = penalize(logits[r], s.penalties)
-    floats = np.array([(s.temperature, s.top_p, s.coin, s.min_p) for s in samplings], np.float32).reshape(-1, 4)
-    ids = np.empty(len(samplings), dtype=np.int64)
+    # top_k as a float32 too: exact below 2^24, and one array is one call
+    settings = np.array([(s.temperature, s.top_p, s.coin, s.min_p, s.top_k) for s in samplings], np.float32)
     with ALL_CORES:
-        sample_batch(logits, floats, np.array([s.top_k for s in samplings], np.int64), ids, all_cores)
-    if (ids < 0).any():
+        ids = sample_batch(logits, settings.reshape(-1, 5), all_cores).tolist()
+    if ids and min(ids) < 0:
         raise FloatingPointError(f"the model's logits are not finite (max {logits.max()}): no token can be chosen")
-    return [picked(int(token), row, s) for token, row, s in zip(ids, logits, samplings)]
+    return [picked(token, logits[r], s) for r, (token, s) in enumerate(zip(ids, samplings))]
 
 
 PANEL = 2 * LANES  # outputs a panel: two vectors, so that each x[k] fetched feeds two multiply-adds
@@ -615,6 +624,7 @@ class NumbaCpuModel(NumpyModel):
         # Numba's threads (by default the cores this process may run on), but no more than its CPU quota
         self.cores = min(numba.config.NUMBA_NUM_THREADS, cores_allowed())
         self.tile_rows, self.on_all_cores = TILE_ROWS, False  # on one core until checked
+        self.per_thread = threading.local()
         try:
             self.small_step()  # the first step: it compiles (or loads from Numba's cache) every loop
         except ValueError as e:  # NUMBA_THREADING_LAYER asks for a thread pool that is not here
@@ -625,21 +635,29 @@ class NumbaCpuModel(NumpyModel):
         """One step over many sequences, as NumpyModel.step_batch: the logits
         of every chunk that samples, then each one's token."""
         picks = [None] * len(chunks)
-        sampled, _ = sampled_rows(chunks)
-        logits = self.batch_logits(pool, chunks)
+        sampled, last_rows = sampled_rows(chunks)
+        logits = self.batch_logits(pool, chunks, last_rows)
         for i, pick in zip(sampled, choose_rows(logits, [chunks[i].sampling for i in sampled], self.on_all_cores)):
             picks[i] = pick
         return picks
 
-    def batch_logits(self, pool, chunks):  # -> [n, V], the last row's logits of each chunk that samples
+    def batch_logits(self, pool, chunks, last_rows=None):  # -> [n, V], the last row's logits of each chunk that samples
         ids, positions, seq, slot_mapping, tables = batch_rows(chunks, pool.block_size)
-        _, last_rows = sampled_rows(chunks)
+        if last_rows is None:
+            _, last_rows = sampled_rows(chunks)
         with ALL_CORES:
-            if self.on_all_cores:  # for the parallel loops this thread starts, the sampler's too (Numba: per thread)
-                numba.set_num_threads(self.cores)
+            if self.on_all_cores:  # for the parallel loops this thread starts, the sampler's too
+                self.threads_for_this_thread()
             return step_logits(self.weights, ids, positions, seq, slot_mapping, tables, last_rows, pool.k, pool.v,
                                pool.block_size, self.config.n_head, np.float32(self.config.eps), self.tile_rows,
                                self.on_all_cores)
+
+    def threads_for_this_thread(self):
+        """Numba's thread count is each calling thread's own; set once a thread
+        (a call costs 13 us right after a step has swept the cache, 2% of a step)."""
+        if getattr(self.per_thread, "cores", None) != self.cores:
+            numba.set_num_threads(self.cores)
+            self.per_thread.cores = self.cores
 
     def small_step(self, block_size=4):  # -> [4, V]: the logits of two steps
         """Three sequences (a prompt's chunk over three blocks, a token, and a
