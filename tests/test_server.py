@@ -631,8 +631,7 @@ def test_a_kv_cache_beyond_a_memory_limit_stops_start_up_with_a_clear_message(ti
     from inference.checkpoint import read_config
     from inference.reference.paged import KVPool
     limit = 512 * 2 ** 20
-    cgroup = limited_cgroup("memory", {2: {"memory.max": str(limit), "memory.swap.max": "0"},
-                                       1: {"memory.limit_in_bytes": str(limit)}})
+    cgroup = limited_cgroup("memory", {2: {"memory.max": str(limit)}, 1: {"memory.limit_in_bytes": str(limit)}})
     blocks = 2 * limit // KVPool.nbytes(read_config(tiny_model_dir), 1, 16)  # a pool of twice the limit
     result = run_server_in(cgroup, "--model", str(tiny_model_dir), "--device", "cpu", "--port", "0",
                            "--kv-blocks", str(blocks))

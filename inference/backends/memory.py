@@ -2,7 +2,7 @@
 available, but no more than its memory cgroups' limits leave (a container's
 `--memory`, a Kubernetes memory limit).
 
-    memory_room()  # -> 1_020_000_000 in a 1 GiB container that holds 50 MB; None: no way to tell
+    memory_room()  # -> bytes: 974 MiB in a 1 GiB container that holds 50 MiB; None: no way to tell
 
 Why ask: the KV cache is one large allocation made at start-up, and Linux
 says yes to an allocation of any size (it overcommits); the pages are found

@@ -24,7 +24,7 @@ class NumpyModel:
         return NumpySession(self)
 
     def new_kv_pool(self, n_blocks: int, block_size: int, max_rows=None, max_seqs=None) -> KVPool:
-        # asked first: Linux would say yes to any size, and the OOM killer end the process as it is written
+        # asked first: Linux says yes to any size, and its OOM killer would end the process as the pool is written
         refuse_beyond_room(KVPool.nbytes(self.config, n_blocks, block_size), "a KV cache")
         return KVPool(self.config, n_blocks, block_size)  # a step's arrays are made as it goes
 
