@@ -192,6 +192,43 @@ def one_step_off(logits):  # as a different order of sums leaves many of them
     logits[:] = np.nextafter(logits, np.float32(np.inf))
 
 
+# In a fresh process whose Numba has 4 threads (more than the cores here): steps from two threads in turn,
+# each thread's own thread count after its step
+STEPS_FROM_TWO_THREADS = """
+import sys, threading, numba
+from inference import load_model
+from inference.reference.paged import Chunk
+from inference.reference.sampling import Sampling
+model = load_model(sys.argv[1], device="cpu-numba")
+counts = []
+
+def step():
+    chunks = [Chunk([1, 2, 3, 4, 5], 0, [block], Sampling(1.0, 0, 1.0, 0.5)) for block in (0, 1)]
+    model.step_batch(model.new_kv_pool(4, 16), chunks)
+    counts.append(numba.get_num_threads())
+
+for _ in range(2):
+    thread = threading.Thread(target=step)
+    thread.start()
+    thread.join()
+print(model.cores, model.on_all_cores, *counts)
+"""
+
+
+def test_every_thread_that_steps_keeps_to_the_cores_allowed(tiny_model_dir):
+    """Numba's thread count is each calling thread's own: the model sets it once
+    in each thread that steps, not once for all (a second thread would start as
+    many threads as Numba has, more than the cores allowed)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the model keeps to it and sets no thread count")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, "-c", STEPS_FROM_TWO_THREADS, str(tiny_model_dir)],
+                            capture_output=True, text=True, timeout=300, env={**env, "NUMBA_NUM_THREADS": "4"})
+    assert result.returncode == 0, result.stderr
+    cores = min(4, len(os.sched_getaffinity(0)))
+    assert result.stdout.split() == [str(cores), "True", str(cores), str(cores)]
+
+
 def test_the_model_keeps_to_one_core_where_all_cores_would_change_the_bits(shipped_model_dir, monkeypatch):
     """The check at load compares a small step on all cores with one core:
     logits one float32 step off on all cores are caught."""
