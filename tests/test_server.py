@@ -747,6 +747,23 @@ def test_the_address_it_logs_is_one_a_client_can_use_on_ipv6(tiny_model_dir):
         proc.kill()
 
 
+def test_the_thread_that_serves_a_request_gives_way_to_the_engine_and_no_other(tiny_model_dir):
+    """Linux: after one request, one thread of the server's runs as a batch thread (http.GiveWay):
+    the Cheroot worker that served it. The engine's threads, and every other, keep the usual policy."""
+    if not hasattr(os, "SCHED_BATCH"):
+        pytest.skip("no SCHED_BATCH here (not Linux)")
+    port = free_port()
+    proc = server_process("--model", str(tiny_model_dir), "--port", str(port), "--device", "cpu-numba")
+    try:
+        read_log_until(proc, "serving")
+        status, _, body = Client(port).post("/generate", {"prompt": "fn main() {", "max_new_tokens": 16})
+        assert status == 200 and body["generated_tokens"] == 16
+        policies = [os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{proc.pid}/task")]
+        assert policies.count(os.SCHED_BATCH) == 1 and policies.count(os.SCHED_OTHER) == len(policies) - 1
+    finally:
+        proc.kill()
+
+
 def test_a_second_ctrl_c_ends_the_running_generations_at_once():
     """The first Ctrl-C drains: the running generations may finish (up to --drain-timeout). The
     second stops waiting: their streams end with an error event, and the server exits."""
