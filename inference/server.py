@@ -573,7 +573,7 @@ def load_and_warm_up(args, limits: Limits):  # -> the app, the load's seconds, t
                          kv_blocks=args.kv_blocks, block_size=args.block_size, max_step_tokens=args.max_step_tokens)
     except ValueError as e:
         raise StartUpError(f"cannot start the server: {e}") from e
-    except MemoryError as e:  # the KV cache's pool: "Unable to allocate 8.94 TiB for an array with shape ..."
+    except MemoryError as e:  # the KV cache's pool: beyond the memory left (memory.py), or the GPU's refusal
         size = f"--kv-blocks {args.kv_blocks}" if args.kv_blocks else f"--max-batch {args.max_batch} full contexts"
         raise StartUpError(f"cannot start the server: its KV cache does not fit in memory ({size}, --block-size "
                            f"{args.block_size}): {e}") from e

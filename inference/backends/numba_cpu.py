@@ -653,8 +653,9 @@ class NumbaCpuModel(NumpyModel):
                                self.on_all_cores)
 
     def threads_for_this_thread(self):
-        """Numba's thread count is each calling thread's own; set once a thread
-        (a call costs 13 us right after a step has swept the cache, 2% of a step)."""
+        """Numba's thread count is each calling thread's own; set once a thread, not
+        at every step (right after a step has swept the cache, a call costs several
+        times what it costs hot)."""
         if getattr(self.per_thread, "cores", None) != self.cores:
             numba.set_num_threads(self.cores)
             self.per_thread.cores = self.cores
