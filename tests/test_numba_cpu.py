@@ -100,6 +100,22 @@ def test_rows_times_matches_float64_and_gives_a_row_the_same_bits_in_any_company
                 assert np.isnan(out[n]).all()
 
 
+def test_a_product_with_a_gelu_bias_is_gelu_of_the_product_plus_bias_to_float32_rounding():
+    """c_fc's product takes its bias and GELU into each task: the result
+    within float32 rounding of float64's gelu(x @ w + b), and the same bits
+    on one core as on all of them, for every row in any company."""
+    n_in, n_out = 256, 1024 + 24  # a last task of one and a half panels
+    w_t = RNG.standard_normal((n_out, n_in)).astype(np.float32) / 16
+    x, bias = RNG.standard_normal((11, n_in)).astype(np.float32), RNG.standard_normal(n_out).astype(np.float32)
+    v = x.astype(np.float64) @ w_t.T.astype(np.float64) + bias
+    want = 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+    alone = rows_times(x, panels_of(w_t), np.empty((11, n_out), np.float32), 8, bias)
+    np.testing.assert_allclose(alone, want, rtol=1e-4, atol=1e-4)
+    for n in 1, 5, 11:
+        out = np.full((n, n_out), np.nan, np.float32)
+        assert np.array_equal(rows_times_on_all_cores(x[:n], panels_of(w_t), out, 8, bias), alone[:n])
+
+
 @njit
 def multiply_add_rows(x, w, c, out):  # out[j:j + LANES] = x[j // LANES] * w[j:j + LANES] + c[j:j + LANES], by vectors
     for j in range(0, out.shape[0], LANES):
