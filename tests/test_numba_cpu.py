@@ -15,8 +15,8 @@ from numba import njit
 
 from inference import backends, load_model
 from inference.backends import DeviceError, numba_cpu
-from inference.backends.numba_cpu import (PANEL, choose_rows, exp32, kth_largest, panels_of, rows_times,
-                                          rows_times_on_all_cores, sample_row)
+from inference.backends.numba_cpu import (COLUMNS, PANEL, choose_rows, exp32, kth_largest, panels_of, rows_times,
+                                          rows_times_on_all_cores, sample_row, top_k_ids)
 from inference.backends.vectors import LANES, fma, load, prefetch, splat, store
 from inference.reference.paged import Chunk, batch_hidden_states, batch_lm_head
 from inference.reference.sampling import Penalties, Sampling, choose, penalize, sample
@@ -399,6 +399,21 @@ def test_kth_largest_is_numpys_kth_largest_with_ties_and_infinities(V, k):
             values = RNG.standard_normal(V).astype(np.float32)
             values[RNG.integers(0, V, 3)] = -np.inf
         assert kth_largest(values, k) == np.partition(values, V - k)[V - k]
+
+
+@pytest.mark.parametrize("V, k", [(4096, 40), (4096, 1), (4096, COLUMNS), (4096, COLUMNS + 1), (4096 + 37, 40),
+                                  (2 * COLUMNS - 1, 40), (50, 3), (7, 6)])
+def test_top_k_ids_are_the_k_largest_values_and_their_ties_in_id_order(V, k):
+    """Through the columns' maxima where the row is long enough (also with
+    values left over past the last full row), and one row of columns where it
+    is not or k is more than the columns: NumPy's k largest and their ties."""
+    for trial in range(20):
+        values = RNG.integers(-5, 5, V).astype(np.float32)  # many ties
+        if trial % 2:
+            values = (RNG.standard_normal(V) * 3).astype(np.float32)
+            values[RNG.integers(0, V, 3)] = -np.inf
+        lowest = np.partition(values, V - k)[V - k]
+        assert np.array_equal(top_k_ids(values, k), np.nonzero(values >= lowest)[0])
 
 
 @njit

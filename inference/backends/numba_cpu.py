@@ -303,6 +303,51 @@ def kth_largest(values, k):  # [V] -> the k-th largest value (ties counted), 0 <
     return heap[0]
 
 
+COLUMNS = 256  # top_k_ids reads a row of logits as rows of this many columns
+
+
+@njit(**LOOP)
+def column_maxima(values, width):  # [V] as V // width rows of `width` values (the rest left out) -> [width]
+    """Each column's largest value: the rows compared lane by lane, a vector
+    instruction for every 16 columns."""
+    tops = values[:width].copy()
+    for r in range(1, values.shape[0] // width):
+        for c in range(width):
+            v = values[r * width + c]
+            tops[c] = v if v > tops[c] else tops[c]
+    return tops
+
+
+@njit(**LOOP)
+def top_k_ids(values, k):  # [V] (no NaN), 0 < k < V -> the ids of the k largest values and their ties, in id order
+    """The k-th largest value is at least the k-th largest of the columns'
+    maxima (k columns hold a value that large, one each), so only the values
+    that reach that floor, in the columns whose maximum does and past the last
+    full row, can be among the k largest: for the 40 largest of the shipped
+    model's 4,096 logits, a few more than 40. kth_largest then works on them
+    alone (faster than over the whole row, then np.nonzero for the ids, in a
+    trial)."""
+    V = values.shape[0]
+    width = COLUMNS if V >= 2 * COLUMNS and k <= COLUMNS else V  # else one row: every value its own column
+    rows = V // width
+    tops = column_maxima(values, width)
+    floor = kth_largest(tops, k)
+    ids, n = np.empty(V, dtype=np.int64), 0
+    for c in range(width):
+        if tops[c] >= floor:
+            for r in range(rows):
+                if values[r * width + c] >= floor:
+                    ids[n] = r * width + c
+                    n += 1
+    for j in range(rows * width, V):
+        if values[j] >= floor:
+            ids[n] = j
+            n += 1
+    ids = np.sort(ids[:n])
+    kept = values[ids]
+    return ids[kept >= kth_largest(kept, k)]
+
+
 @njit(**LOOP)
 def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -> id, or -1 if not finite
     """reference.sampling.sample's rules in one loop each. With top-k on, only
@@ -317,10 +362,7 @@ def sample_row(logits, temperature, top_k, top_p, coin, min_p):  # [V] float32 -
         for i in range(V):  # the lowest id on ties
             if logits[i] == top:
                 return i
-    lowest = -np.inf
-    if 0 < top_k < V:
-        lowest = kth_largest(logits, top_k)
-    ids = np.nonzero(logits >= lowest)[0]  # the candidates, in id order
+    ids = top_k_ids(logits, top_k) if 0 < top_k < V else np.arange(V)  # the candidates, in id order
     weights = np.exp((logits[ids] - top) / temperature)  # max 1
     threshold = np.float32(min_p)
     if top_p < 1.0:  # the smallest set of the likeliest (kept) tokens that reaches top_p, plus ties
