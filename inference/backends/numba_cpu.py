@@ -323,8 +323,7 @@ def top_k_ids(values, k):  # [V] (no NaN), 0 < k < V -> the ids of the k largest
     """The k-th largest value is at least the k-th largest of the columns'
     maxima (k columns hold a value that large, one each), so only the values
     that reach that floor, in the columns whose maximum does and past the last
-    full row, can be among the k largest: for the 40 largest of the shipped
-    model's 4,096 logits, a few more than 40. kth_largest then works on them
+    full row, can be among the k largest, and kth_largest then works on them
     alone (faster than over the whole row, then np.nonzero for the ids, in a
     trial)."""
     V = values.shape[0]
