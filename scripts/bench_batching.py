@@ -42,7 +42,9 @@ N concurrent streaming clients beside the same server at --max-batch 1.
    /metrics its engine's mean step and the steps' share of the round's time
    (the rest: between steps, and waiting for requests at a round's start and
    end). The servers take turns, --rounds times (8 / N times as many below
-   8 clients); the median round counts.
+   8 clients); the median round counts, and a ratio between two servers is
+   the median of each round's (a slow spell of the machine that lasts a
+   round slows both servers in it alike).
 3. A short request (16 tokens) sent while 8 long streams run: its time to
    first token, p50 and p95 over --short-tries tries (20), at both settings.
 Also, in-process: a 200-token prompt's time to first token the first time
@@ -512,7 +514,7 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
     prompts = rust_lines()
     servers = {(device, max_batch): server_for(model_dir, max_batch, device, options)
                for device in devices for max_batch in (16, 1)}
-    rows = {}
+    rows, rounds_of = {}, {}  # (server, N) -> its median round; its tokens/s in every round, in order
     try:
         for n in client_counts:
             runs = {key: [] for key in servers}
@@ -533,6 +535,7 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
                                       step_s / wall))
             for key, results in runs.items():
                 rows[key, n] = sorted(results, key=lambda r: r[0])[len(results) // 2]
+                rounds_of[key, n] = [r[0] for r in results]
         for key, server in servers.items():
             rows[key, "short"] = short_during_long(server.port, prompts, short_tries)
     finally:
@@ -540,19 +543,23 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
             server.stop()
     print(f"the server{' with ' + ' '.join(options) if options else ''}, N clients streaming {new_tokens} new "
           f"tokens each at once (prompts: lines of Rust); the median of {rounds} rounds ({rounds} x 8 / N below 8 "
-          "clients):")
+          "clients); the ratios: the median of each round's against the other server's in the same round:")
     print("| clients | --device | --max-batch | tok/s | p50 latency ms | p95 latency ms | p50 TTFT ms | p95 TTFT ms "
           f"| server's CPU, cores | clients' CPU, cores | engine's step ms | steps' share of the time "
           f"| tok/s vs --max-batch 1 "
           f"| tok/s vs {devices[0]} |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    def ratio(server, baseline, n):  # tokens/s: the median of each round's ratio to the baseline's next to it
+        return statistics.median(a / b for a, b in zip(rounds_of[server, n], rounds_of[baseline, n]))
+
     for n in client_counts:
         for device, max_batch in servers:
             rate, latency, ttft, cores, clients_cores, step_ms, busy = rows[(device, max_batch), n]
             print(f"| {n} | {device} | {max_batch} | {rate:,.0f} | {percentile(latency, 50):.0f} | "
                   f"{percentile(latency, 95):.0f} | {percentile(ttft, 50):.1f} | {percentile(ttft, 95):.1f} | "
                   f"{cores:.2f} | {clients_cores:.2f} | {step_ms:.2f} | {busy:.0%} | "
-                  f"{rate / rows[(device, 1), n][0]:.2f}x | {rate / rows[(devices[0], max_batch), n][0]:.2f}x |")
+                  f"{ratio((device, max_batch), (device, 1), n):.2f}x | "
+                  f"{ratio((device, max_batch), (devices[0], max_batch), n):.2f}x |")
     print()
     print(f"a short request (16 tokens) while 8 long streams run, {short_tries} tries:")
     print("| --device | --max-batch | p50 TTFT ms | p95 TTFT ms |")
