@@ -67,9 +67,10 @@ JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 
 
 CLIENT_POLL_S = 0.05  # how often a non-streaming request checks that its client is still there
-# A reader's pause after each write: the tokens of a fast stream go a few at a time. Each write wakes a thread
-# on the cores the engine's step needs: at 8 streams, 10 ms gave 4-8% more tokens/s than 5 ms, and 20 ms no more.
-STREAM_INTERVAL_S = 0.010
+# A reader's pause after each write: the tokens of a fast stream go a few at a time, at most 50 writes a second,
+# about as often as a screen shows a new frame. Each write wakes a thread on the cores the engine's step needs:
+# at 8 streams on cpu-numba, 20 ms gave about 3% more tokens/s than 10 ms (and 10 ms 4-8% more than 5 ms).
+STREAM_INTERVAL_S = 0.020
 
 
 def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_interval: float = STREAM_INTERVAL_S,
