@@ -541,6 +541,10 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
     finally:
         for server in servers.values():
             server.stop()
+
+    def ratio(server, baseline, n):  # tokens/s: the median of each round's ratio to the baseline's next to it
+        return statistics.median(a / b for a, b in zip(rounds_of[server, n], rounds_of[baseline, n]))
+
     print(f"the server{' with ' + ' '.join(options) if options else ''}, N clients streaming {new_tokens} new "
           f"tokens each at once (prompts: lines of Rust); the median of {rounds} rounds ({rounds} x 8 / N below 8 "
           "clients); the ratios: the median of each round's against the other server's in the same round:")
@@ -549,9 +553,6 @@ def clients_table(model_dir, devices, client_counts, new_tokens, rounds, short_t
           f"| tok/s vs --max-batch 1 "
           f"| tok/s vs {devices[0]} |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    def ratio(server, baseline, n):  # tokens/s: the median of each round's ratio to the baseline's next to it
-        return statistics.median(a / b for a, b in zip(rounds_of[server, n], rounds_of[baseline, n]))
-
     for n in client_counts:
         for device, max_batch in servers:
             rate, latency, ttft, cores, clients_cores, step_ms, busy = rows[(device, max_batch), n]
