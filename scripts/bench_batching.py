@@ -7,7 +7,7 @@ N concurrent streaming clients beside the same server at --max-batch 1.
 
 1. In-process. First the engine (cpu-numba) with 8 requests at once, their
    tokens read by 8 threads, one each, a token at a time, and what came
-   every --stream-interval-ms (20 ms) as the server's routes read them,
+   every STREAM_INTERVAL_S (the server's default) as its routes read them,
    against one thread reading one request after another: what waking a
    reader for every sequence at every step costs, without HTTP.
    Then one step. For one stream: the single-sequence decode step
