@@ -403,9 +403,17 @@ def serve_app(server: Server, app: bottle.Bottle, cors_origins=(), api_key: str 
     server.wsgi_app = wsgi_stack(app, cors_origins, api_key, on_response if metrics else None)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default after its help, unless there is none to print (None):
+    such a flag's help says what it falls back to."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m inference.server", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: this machine only)")
     ap.add_argument("--port", type=port_number, default=8000, help="port to listen on (0: any free one)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")

@@ -573,6 +573,7 @@ def free_port() -> int:
 def test_help():
     result = run_server("--help")
     assert result.returncode == 0 and "--device {cpu,cpu-numba,cuda,auto}" in result.stdout
+    assert "(default: None)" not in result.stdout, "a flag without a default should say what it falls back to"
 
 
 def test_a_missing_model_stops_start_up(tmp_path):
