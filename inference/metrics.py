@@ -17,11 +17,19 @@ updated as requests finish, and after each of the engine's steps.
 """
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 PER_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 STEP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+TOTALS = {  # Engine.totals() keys -> counter (exposed with _total) and help; vLLM's names, our prefix
+    "preemptions": ("inference:num_preemptions", "Running requests preempted for want of KV blocks (recomputed "
+                    "later)"),
+    "prefix_cache_queries": ("inference:prefix_cache_queries", "Positions looked up in the prefix cache when a "
+                             "request is admitted"),
+    "prefix_cache_hits": ("inference:prefix_cache_hits", "Of those, positions found there (their prefill skipped)"),
+}
 
 
 class Metrics:
@@ -61,6 +69,7 @@ class Metrics:
         self.kv_usage.set_function(lambda: engine.stats()["kv_cache_usage"])
         engine.on_finish = self.request_finished
         engine.on_step = self.step_done
+        self.registry.register(EngineTotals(engine))
 
     def step_done(self, seconds: float, sequences: int) -> None:
         """Called by the engine after each step. The steps' seconds against the
@@ -87,3 +96,16 @@ class Metrics:
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class EngineTotals:
+    """The counters the engine keeps itself (Engine.totals), read when
+    Prometheus scrapes, as the gauges are: a prometheus_client collector."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        totals = self.engine.totals()
+        for key, (name, help_text) in TOTALS.items():
+            yield CounterMetricFamily(name, help_text, value=totals[key])

@@ -2,14 +2,18 @@
 graceful drain on SIGTERM, and an optional API key."""
 
 import json
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference.server import drain, loading_app, make_server, shut_down
 from test_server import Client, WrappedModel, parse_sse, serving
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def scrape(client) -> dict:
@@ -44,6 +48,43 @@ def test_metrics_count_what_happened(tiny_model):
     assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "200")))] == 1
     assert after[("inference:http_requests_total", (("route", "/generate"), ("status", "400")))] == 1
     assert after[("inference:http_requests_total", (("route", "other"), ("status", "404")))] == 1
+
+
+def test_the_engine_counts_preemptions_and_prefix_cache_hits(tiny_model):
+    """A pool of one context (8 blocks of 8) and two requests that each grow
+    to 7 blocks: one must be preempted. Then a prompt sent twice: the second
+    time its full blocks before the last token are found in the cache."""
+    tokenizer = tiny_model.tokenizer
+    with serving(tiny_model, engine_options={"max_batch": 2, "kv_blocks": 8, "block_size": 8}) as (client, _):
+        long = {"prompt": "fn main() {", "max_new_tokens": 64 - 8 - len(tokenizer.encode("fn main() {")),
+                "do_sample": False}
+        threads = [threading.Thread(target=client.post, args=("/generate", long)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        before = scrape(client)
+        prompt = "let total: u32 = items.iter().map(|item| item.price).sum();"
+        for _ in range(2):
+            client.post("/generate", {"prompt": prompt, "max_new_tokens": 1})
+        after = scrape(client)
+    n = len(tokenizer.encode(prompt))
+    assert before[("inference:num_preemptions_total", ())] >= 1
+    assert after[("inference:prefix_cache_queries_total", ())] - before[("inference:prefix_cache_queries_total", ())] \
+        == 2 * n
+    assert after[("inference:prefix_cache_hits_total", ())] - before[("inference:prefix_cache_hits_total", ())] \
+        == (n - 1) // 8 * 8  # whole blocks, and never the prompt's last token
+
+
+def test_every_metric_is_in_the_deploy_guide(tiny_model):
+    """docs/deploy.md's table names each series /metrics has, and no other."""
+    with serving(tiny_model) as (client, _):
+        client.post("/generate", {"prompt": "fn", "max_new_tokens": 1})
+        client.post("/generate", {"prompt": "fn", "temperature": -1})
+        exposed = {name for name, _ in scrape(client)}
+    exposed = {re.sub(r"_(bucket|count|sum)$", "", name) for name in exposed if not name.endswith("_created")}
+    documented = set(re.findall(r"`(inference:[a-z0-9_]+)", (DOCS / "deploy.md").read_text()))
+    assert exposed == documented
 
 
 def test_the_gauges_follow_the_engine(tiny_model):

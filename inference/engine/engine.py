@@ -79,6 +79,14 @@ class Engine:
             return {"running": len(self.scheduler.running), "waiting": len(self.scheduler.waiting),
                     "kv_cache_usage": round(self.blocks.usage(), 4)}
 
+    def totals(self) -> dict:
+        """Counts since the engine started, for metrics: requests preempted, and
+        positions looked up in the prefix cache on admission and found there."""
+        with self.wakeup:
+            s = self.scheduler
+            return {"preemptions": s.preemptions, "prefix_cache_queries": s.prefix_queries,
+                    "prefix_cache_hits": s.prefix_hits}
+
     def warm_up(self) -> float:
         """Run one short request through every path a request takes (a prompt
         of several tokens, a sampled token, then greedy ones) and return the

@@ -38,6 +38,7 @@ class Scheduler:
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # in arrival order
         self.preemptions = 0
+        self.prefix_queries = self.prefix_hits = 0  # positions looked up in the prefix cache, and found
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
@@ -143,6 +144,8 @@ class Scheduler:
             request.block_table.append(block)
         request.sealed = len(request.block_table)  # cached blocks are full, and already known to the cache
         request.computed = request.sealed * self.blocks.block_size
+        self.prefix_queries += len(request.tokens)
+        self.prefix_hits += request.computed
         request.cached_tokens = max(request.cached_tokens, request.computed)
 
     # ------------------------------------------------------------ after a step
