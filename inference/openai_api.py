@@ -87,9 +87,9 @@ class Completion:
         self.id, self.created, self.model = f"cmpl-{time.time_ns():x}", int(time.time()), model
         self.token_text, self.offset = token_text, 0
 
-    def body(self, tokens: list[Token], prompt_tokens: int) -> dict:
+    def body(self, tokens: list[Token], prompt_tokens: int, cached_tokens: int) -> dict:
         choice = self.choice("".join(t.text for t in tokens), tokens[-1].finish_reason, self.logprobs(tokens))
-        return {**self.head(), "choices": [choice], "usage": usage(prompt_tokens, len(tokens))}
+        return {**self.head(), "choices": [choice], "usage": usage(prompt_tokens, len(tokens), cached_tokens)}
 
     def chunk(self, token: Token) -> dict:
         return {**self.head(), "choices": [self.choice(token.text, token.finish_reason, self.logprobs([token]))]}
@@ -109,8 +109,8 @@ class Completion:
             self.offset += len(text)
         return out
 
-    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
-        return {**self.head(), "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+    def usage_chunk(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+        return {**self.head(), "choices": [], "usage": usage(prompt_tokens, completion_tokens, cached_tokens)}
 
     def head(self) -> dict:
         return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
@@ -121,9 +121,11 @@ class Completion:
                 "finish_reason": FINISH_REASONS[finish_reason] if finish_reason else None}
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+    """OpenAI's usage; cached_tokens: the prompt's positions found in the prefix cache."""
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
 
 
 def models_list(name: str, created: int) -> dict:

@@ -259,7 +259,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
             bottle.response.set_header("Cache-Control", "no-cache")
             return openai_chunks(request, completion, req.include_usage, len(ids), bottle.request.environ)
         tokens = collect(request, bottle.request.environ)
-        return completion.body(tokens, len(ids))
+        return completion.body(tokens, len(ids), request.cached_tokens or 0)
 
     def collect(request, environ) -> list:
         """All of a request's tokens, cancelling it if the client leaves meanwhile."""
@@ -280,7 +280,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
                 count += len(burst)
                 yield b"".join(sse(dumps(completion.chunk(token))) for token in burst)
             if include_usage:
-                yield sse(dumps(completion.usage_chunk(prompt_tokens, count)))
+                yield sse(dumps(completion.usage_chunk(prompt_tokens, count, request.cached_tokens or 0)))
             yield sse("[DONE]")
         except EngineError as e:
             yield sse(dumps(openai_error(api_error(e))))

@@ -50,6 +50,20 @@ def test_streaming_joins_to_the_same_text_and_ends_with_usage(served):
     assert usage.choices == [] and usage.usage.completion_tokens == whole.usage.completion_tokens
 
 
+def test_usage_counts_the_prompt_tokens_found_in_the_prefix_cache(served):
+    """A prompt sent again finds its full blocks of 16 before its last token
+    in the prefix cache (tutorial 8); the usage says how many, as OpenAI's does."""
+    client, api = served
+    prompt = "pub fn parse(input: &str) -> Result<Vec<u32>, ParseIntError> { input.split(',').map(str::parse)"
+    n = len(client.post("/tokenize", {"text": prompt})[2]["ids"])
+    first = api.completions.create(model="tiny-random", prompt=prompt, max_tokens=2)
+    again = api.completions.create(model="tiny-random", prompt=prompt, max_tokens=2, stream=True,
+                                   stream_options={"include_usage": True})
+    usage = list(again)[-1].usage
+    assert n > 32 and first.usage.prompt_tokens_details.cached_tokens == 0
+    assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens) == (n, (n - 1) // 16 * 16)
+
+
 def test_stop_sequences(served):
     _, api = served
     free = api.completions.create(model="tiny-random", prompt="", max_tokens=30, seed=1).choices[0].text

@@ -58,7 +58,7 @@ class Request:
         self.block_table: list[int] = []
         self.computed = 0
         self.sealed = 0  # full blocks already given their prefix key
-        self.cached_tokens = 0  # prompt positions found in the prefix cache
+        self.cached_tokens: int | None = None  # prompt positions found in the prefix cache when first admitted
         self.cancelled = False
         self.finished = False
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()

@@ -90,6 +90,7 @@ class Scheduler:
             self.blocks.release(request.block_table)
             request.block_table, request.computed, request.sealed = [], 0, 0
             return None
+        self.count_prefix_hits(request)
         self.grow(request, request.computed + n)
         return self.prefill(request, n)
 
@@ -137,6 +138,14 @@ class Scheduler:
         self.preemptions += 1
         self.waiting.appendleft(request)
 
+    def count_prefix_hits(self, request: Request) -> None:
+        """On admission: positions looked up and found, for the engine's totals,
+        and the request's own at its first (OpenAI's usage reports them)."""
+        self.prefix_queries += len(request.tokens)
+        self.prefix_hits += request.computed
+        if request.cached_tokens is None:
+            request.cached_tokens = request.computed
+
     def use_cached_prefix(self, request: Request) -> None:
         assert not request.block_table, "a waiting request holds no blocks"
         for block in self.blocks.cached_prefix(request.tokens):
@@ -144,9 +153,6 @@ class Scheduler:
             request.block_table.append(block)
         request.sealed = len(request.block_table)  # cached blocks are full, and already known to the cache
         request.computed = request.sealed * self.blocks.block_size
-        self.prefix_queries += len(request.tokens)
-        self.prefix_hits += request.computed
-        request.cached_tokens = max(request.cached_tokens, request.computed)
 
     # ------------------------------------------------------------ after a step
 
