@@ -4,6 +4,7 @@ concurrency, overload, disconnects, backend failures and the command line."""
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -475,6 +476,44 @@ def wait_for_idle(engine, timeout=5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def test_under_preemption_and_disconnects_every_answer_is_the_one_alone(tiny_model):
+    """Twelve clients at once, four requests each, into a KV cache of one
+    context, so that running requests are preempted; a quarter of them hang up
+    midway. Every answer that completes is the one its request gets alone,
+    and once all is over no request and no block is left held."""
+    rnd = random.Random(0)
+    jobs = [({"prompt": f"fn f{i}(x: u32) -> u32 {{" * rnd.randint(1, 3), "max_new_tokens": rnd.randint(5, 40),
+              **({"do_sample": False} if rnd.random() < 0.5 else {"temperature": 1.0, "seed": i})},
+             rnd.choice(["/generate", "/generate_stream"]), rnd.random() < 0.25) for i in range(48)]
+
+    def run(job):  # -> the answer's text, or None where the client hung up
+        body, path, leaves = job
+        if leaves:
+            sock = socket.create_connection(("127.0.0.1", client.port))
+            data = json.dumps(body).encode()
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+            time.sleep(rnd.random() * 0.05)
+            sock.close()
+            return None
+        if path == "/generate":
+            status, _, answer = client.post(path, body)
+            assert status == 200, answer
+            return answer["text"]
+        return "".join(json.loads(data)["token"] for name, data in client.stream(body) if name == "message")
+
+    small_cache = {"max_batch": 4, "kv_blocks": 8, "block_size": 8}
+    with serving(tiny_model, max_pending=len(jobs), engine_options=small_cache) as (client, app):  # no 429 here
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(run, jobs))
+        engine = app.config["inference.engine"]
+        assert wait_for_idle(engine)
+        assert engine.totals()["preemptions"] > 0, "the KV cache was not small enough to preempt"
+        alone = [client.post("/generate", body)[2]["text"] if answer is not None else None
+                 for (body, _, _), answer in zip(jobs, answers)]
+    assert sum(a is not None for a in answers) > 24 and answers == alone
 
 
 def test_clients_that_come_straight_back_are_not_refused(tiny_model):
