@@ -66,7 +66,7 @@ def dumps(obj) -> str:
 JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 
 
-CLIENT_POLL_S = 0.05  # how often a non-streaming request checks that its client is still there
+CLIENT_POLL_S = 0.05  # how often a route that is not writing checks that its client is still there
 # A reader's pause after each write: the tokens of a fast stream go a few at a time, at most 50 writes a second,
 # about as often as a screen shows a new frame. Each write wakes a thread on the cores the engine's step needs:
 # at 8 streams on cpu-numba, 20 ms gave about 3% more tokens/s than 10 ms (and 10 ms 4-8% more than 5 ms).
@@ -221,18 +221,28 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
         "logprob", "top_logprobs" when asked for), then
         `event: done` / `data: [DONE]`; a failure mid-stream is `event: error`.
         If the client goes away, Cheroot's failed write closes this generator
-        (GeneratorExit at the yield), which cancels the request."""
+        (GeneratorExit at the yield), which cancels the request; before its
+        first token nothing is written, so meanwhile the socket is asked."""
         count = 0
         try:
-            for burst in request.bursts(stream_interval):
+            for burst in stream_bursts(request, environ):
                 count += len(burst)
                 yield b"".join(sse(dumps(token_event(token, with_logprobs))) for token in burst)
             yield sse("[DONE]", event="done")
+        except Cancelled:
+            pass  # nobody is there to tell
         except EngineError as e:
             yield sse(dumps(api_error(e).body()), event="error")
         finally:
             engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
+
+    def stream_bursts(request, environ):
+        """A stream's tokens, a few at a time (`stream_interval`), raising
+        Cancelled if its client leaves while none can be written: a request
+        waiting for a place in the batch would otherwise keep it, and then run
+        its prefill, for a client long gone."""
+        return request.bursts(stream_interval, CLIENT_POLL_S, connection_closed(environ))
 
     def token_event(token, with_logprobs: bool) -> dict:
         event = {"token": token.text, "id": token.id, "finish_reason": token.finish_reason}
@@ -276,12 +286,14 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
         """OpenAI's stream: a `data:` chunk per token, usage if asked, then `data: [DONE]`."""
         count = 0
         try:
-            for burst in request.bursts(stream_interval):
+            for burst in stream_bursts(request, environ):
                 count += len(burst)
                 yield b"".join(sse(dumps(completion.chunk(token))) for token in burst)
             if include_usage:
                 yield sse(dumps(completion.usage_chunk(prompt_tokens, count, request.cached_tokens or 0)))
             yield sse("[DONE]")
+        except Cancelled:
+            pass
         except EngineError as e:
             yield sse(dumps(openai_error(api_error(e))))
         finally:

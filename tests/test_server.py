@@ -448,6 +448,30 @@ def test_a_client_that_disconnects_stops_its_generation(tiny_model, path):
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
 
 
+@pytest.mark.parametrize("path, body", [("/generate_stream", {"prompt": "a"}),
+                                        ("/v1/completions", {"model": "tiny-random", "prompt": "a", "stream": True})])
+def test_a_stream_whose_client_leaves_while_it_waits_gives_its_place_back(tiny_model, path, body):
+    """A stream writes nothing until its first token, so a write cannot tell
+    that its client left while it waited for a place in the batch: it asks the
+    socket, as a non-streaming route does. The place in the waiting line is
+    free again long before the running request ends."""
+    slow = WrappedModel(tiny_model, delay=0.05)
+    with serving(slow, engine_options={"max_batch": 1}) as (client, app):
+        engine = app.config["inference.engine"]
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 100})  # ~5 s
+            assert wait_for(lambda: engine.stats()["running"] == 1)
+            sock = socket.create_connection(("127.0.0.1", client.port))
+            data = json.dumps(body).encode()
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+            assert wait_for(lambda: engine.stats()["waiting"] == 1)
+            sock.close()
+            assert wait_for(lambda: engine.stats()["waiting"] == 0, timeout=1.0)
+            assert not running.done()
+            assert running.result()[0] == 200
+
+
 def test_a_non_streaming_client_that_disconnects_is_noticed_while_tokens_keep_coming(shipped_model_dir):
     """Tokens every few ms, faster than the route's check every 50 ms (CLIENT_POLL_S): the route still
     asks every 50 ms, so the request stops within a few checks, not after its 200 tokens (the
@@ -470,11 +494,15 @@ def test_a_non_streaming_client_that_disconnects_is_noticed_while_tokens_keep_co
 
 def wait_for_idle(engine, timeout=5.0) -> bool:
     """The engine frees a cancelled or finished request's place at its next step."""
+    return wait_for(lambda: engine.stats() == {"running": 0, "waiting": 0, "kv_cache_usage": 0.0}, timeout)
+
+
+def wait_for(condition, timeout=10.0) -> bool:
     deadline = time.monotonic() + timeout
-    while engine.stats() != {"running": 0, "waiting": 0, "kv_cache_usage": 0.0}:
+    while not condition():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.02)
+        time.sleep(0.01)
     return True
 
 
