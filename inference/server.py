@@ -431,7 +431,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Hugging Face GPT-2 folder")
     ap.add_argument("--device", choices=DEVICES, default="auto",
                     help="cpu: the NumPy reference; cpu-numba: its step compiled, faster, the first start "
-                         "compiles for ~15 s; auto: cuda when a GPU is usable, else cpu-numba (else cpu)")
+                         "compiles for ~20 s; auto: cuda when a GPU is usable, else cpu-numba (else cpu)")
     ap.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
                     help="cuda: replay the engine's decode steps as CUDA graphs; off launches every kernel of "
                          "every step (slower; to compare, or where a driver misbehaves)")
