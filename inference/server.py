@@ -456,14 +456,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="seconds a client has to send a whole request (head and body) before a 408")
     ap.add_argument("--drain-timeout", type=positive_seconds, default=30.0,
                     help="on SIGTERM, seconds the running generations get to finish before they are cancelled")
-    ap.add_argument("--api-key", default=os.environ.get("INFERENCE_API_KEY"),
+    ap.add_argument("--api-key", default=None,  # the environment's is read after parsing: --help must not print it
                     help="require 'Authorization: Bearer KEY' on every route but /health, /live and /metrics "
                          "(default: $INFERENCE_API_KEY, else no key)")
     ap.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API; repeatable")
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                     help="INFO logs one line per request")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.api_key is None:
+        args.api_key = os.environ.get("INFERENCE_API_KEY")
+    return args
 
 
 def port_number(text: str) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.server import OPENAPI_FILE, STREAM_INTERVAL_S, create_app, make_server
+from inference.server import OPENAPI_FILE, STREAM_INTERVAL_S, create_app, make_server, parse_args
 from inference.validation import Limits
 
 LIMITS = Limits(max_body_bytes=16 * 1024, max_new_tokens=200)
@@ -641,6 +641,16 @@ def test_help():
     result = run_server("--help")
     assert result.returncode == 0 and "--device {cpu,cpu-numba,cuda,auto}" in result.stdout
     assert "(default: None)" not in result.stdout, "a flag without a default should say what it falls back to"
+
+
+def test_the_api_key_comes_from_the_environment_and_help_does_not_show_it(monkeypatch, capsys):
+    monkeypatch.setenv("INFERENCE_API_KEY", "s3cret-from-env")
+    assert parse_args([]).api_key == "s3cret-from-env"
+    assert parse_args(["--api-key", "given"]).api_key == "given"
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    assert "INFERENCE_API_KEY" in help_text and "s3cret" not in help_text
 
 
 def test_a_missing_model_stops_start_up(tmp_path):
