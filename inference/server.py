@@ -66,6 +66,7 @@ def dumps(obj) -> str:
 JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 
 
+SPARE_THREADS = 8  # worker threads beyond the generations the engine may hold: /health, /metrics, 429s, /tokenize
 CLIENT_POLL_S = 0.05  # how often a route that is not writing checks that its client is still there
 # A reader's pause after each write: the tokens of a fast stream go a few at a time, at most 50 writes a second,
 # about as often as a screen shows a new frame. Each write wakes a thread on the cores the engine's step needs:
@@ -435,9 +436,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
                     help="cuda: replay the engine's decode steps as CUDA graphs; off launches every kernel of "
                          "every step (slower; to compare, or where a driver misbehaves)")
-    ap.add_argument("--threads", type=at_least(1), default=32, help="Cheroot worker threads")
+    ap.add_argument("--threads", type=at_least(1), default=None,
+                    help="Cheroot worker threads; each generation holds one while it waits and runs, so there must "
+                         "be more than --max-batch + --max-pending (default: those and "
+                         f"{SPARE_THREADS} more, for /health, /metrics, 429 answers and the other routes)")
     ap.add_argument("--max-pending", type=at_least(1), default=16,
-                    help="generations waiting for a place in the batch before new ones get 429")
+                    help="generations waiting for a place in the batch (beyond its free places) before new ones "
+                         "get 429")
     ap.add_argument("--max-batch", type=at_least(1), default=16,
                     help="generations running together in one batch (1: one at a time)")
     ap.add_argument("--kv-blocks", type=at_least(1), default=None,
@@ -464,6 +469,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                     help="INFO logs one line per request")
     args = ap.parse_args(argv)
+    generations = args.max_batch + args.max_pending  # the most the engine holds at once
+    if args.threads is None:
+        args.threads = generations + SPARE_THREADS
+    elif args.threads <= generations:
+        ap.error(f"--threads ({args.threads}) must be more than --max-batch + --max-pending ({generations}): each "
+                 f"generation holds a thread while it waits and runs, and /health or a 429 needs one too")
     if args.api_key is None:
         args.api_key = os.environ.get("INFERENCE_API_KEY")
     return args

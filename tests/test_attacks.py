@@ -302,6 +302,7 @@ def test_cors_origins_answer_preflights_and_mark_responses(tiny_model):
     (["--max-new-tokens", "0"], "must be at least 1, got 0"),
     (["--max-body-kb", "-1"], "must be at least 1, got -1"),
     (["--threads", "0"], "must be at least 1"),
+    (["--threads", "32"], "--threads (32) must be more than --max-batch + --max-pending (32)"),
     (["--request-timeout", "0"], "a positive number of seconds, got '0'"),
     (["--port", "http"], "a port is a number from 0 to 65535 (0: any free one), got 'http'"),
 ])

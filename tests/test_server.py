@@ -62,9 +62,9 @@ class WrappedModel:
 
 @contextmanager
 def serving(model, max_pending=16, limits=LIMITS, engine_options=None, stream_interval=STREAM_INTERVAL_S,
-            **server_options):
+            threads=24, **server_options):
     app = create_app(model, limits, max_pending, stream_interval, **(engine_options or {}))
-    server = make_server(app, "127.0.0.1", 0, threads=24, limits=limits, **server_options)
+    server = make_server(app, "127.0.0.1", 0, threads=threads, limits=limits, **server_options)
     app.config["inference.server"] = server
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
@@ -421,6 +421,59 @@ def test_overload_answers_429_at_once(tiny_model):
         assert client.post("/generate", {"prompt": "a", "max_new_tokens": 2})[0] == 200
 
 
+def test_a_burst_fills_the_free_places_before_anyone_is_refused(tiny_model):
+    """--max-batch 4, --max-pending 2, one request in a step (held at a gate):
+    three free places and two waiting ones take the next five; the sixth is
+    refused. A place that the next step fills is no reason to refuse."""
+    gate = threading.Event()
+    gate.set()  # open while the server starts
+    held = WrappedModel(tiny_model, gate=gate)
+    with serving(held, max_pending=2, engine_options={"max_batch": 4}) as (client, app):
+        engine = app.config["inference.engine"]
+        gate.clear()
+        with ThreadPoolExecutor(6) as pool:
+            taken = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 3})]
+            assert wait_for(lambda: engine.stats()["running"] == 1)
+            taken += [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 3}) for _ in range(5)]
+            assert wait_for(lambda: engine.stats()["waiting"] == 5)
+            status, _, body = client.post("/generate", {"prompt": "a"})
+            gate.set()
+            assert [f.result()[0] for f in taken] == [200] * 6
+    assert status == 429 and body["error_type"] == "overloaded"
+    assert body["error"] == "server is busy: 1 running and 5 waiting for a place (at most 4 + 2); " \
+                            "retry shortly"
+
+
+def test_with_every_place_taken_health_and_a_429_still_find_a_thread(tiny_model):
+    """Each generation holds a worker thread while it waits and runs: the
+    command line's default --threads leaves more than those, so that /health
+    and the answer that refuses one more still get a thread at once."""
+    threads = parse_args(["--max-batch", "2", "--max-pending", "2"]).threads
+    gate = threading.Event()
+    gate.set()
+    held = WrappedModel(tiny_model, gate=gate)
+    with serving(held, max_pending=2, engine_options={"max_batch": 2}, threads=threads) as (client, app):
+        engine = app.config["inference.engine"]
+        gate.clear()
+        with ThreadPoolExecutor(4) as pool:
+            streams = [pool.submit(client.stream, {"prompt": "a", "max_new_tokens": 3}) for _ in range(4)]
+            try:
+                assert wait_for(lambda: engine.stats()["running"] + engine.stats()["waiting"] == 4)  # 2 + 2
+                answers = [answer(client.port, "GET", "/health"),
+                           answer(client.port, "POST", "/generate", {"prompt": "a"})]
+            finally:
+                gate.set()
+            assert all(f.result()[-1] == ("done", "[DONE]") for f in streams)
+    assert answers == [200, 429]
+
+
+def answer(port, method, path, body=None, timeout=5) -> int:  # the status, or TimeoutError after `timeout` s
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request(method, path, json.dumps(body) if body else None, {"Content-Type": "application/json"})
+    return conn.getresponse().status
+
+
+
 @pytest.mark.parametrize("path", ["/generate_stream", "/generate"])
 def test_a_client_that_disconnects_stops_its_generation(tiny_model, path):
     """Streaming, the next write fails; not streaming, the route notices the
@@ -698,9 +751,9 @@ def test_a_limit_on_threads_stops_start_up_with_a_clear_message(tiny_model_dir, 
     """A container's pids limit below the server's --threads: Cheroot cannot start them all. The
     workers it started must stop too: they are not daemons, and kept the process alive, silent."""
     cgroup = limited_cgroup("pids", {2: {"pids.max": "16"}, 1: {"pids.max": "16"}})
-    result = run_server_in(cgroup, "--model", str(tiny_model_dir), "--device", "cpu", "--port", "0", "--threads", "32")
+    result = run_server_in(cgroup, "--model", str(tiny_model_dir), "--device", "cpu", "--port", "0", "--threads", "40")
     assert result.returncode == 1, result.stderr
-    assert "cannot start the server's 32 worker threads (--threads): can't start new thread" in result.stderr
+    assert "cannot start the server's 40 worker threads (--threads): can't start new thread" in result.stderr
 
 
 def test_a_kv_cache_beyond_a_memory_limit_stops_start_up_with_a_clear_message(tiny_model_dir, limited_cgroup):

@@ -21,7 +21,8 @@ class Engine:
     """Continuous batching over a paged KV cache (see docs/tutorials/08-batching.md).
 
     max_batch:       requests running at once (1: one at a time, as before batching)
-    max_waiting:     requests waiting for a place; past that, submit() is refused (429)
+    max_waiting:     requests waiting for a place beyond the batch's free ones; past that, submit()
+                     is refused (429): at most max_batch + max_waiting requests at once
     kv_blocks:       size of the KV pool, in blocks (default: room for max_batch full contexts)
     block_size:      positions per block
     max_step_tokens: tokens one step may compute: decodes first, then prompt chunks
@@ -58,10 +59,10 @@ class Engine:
         with self.wakeup:
             if self.stopping:
                 raise ShuttingDown("the server is shutting down")
-            waiting = len(self.scheduler.waiting)
-            if waiting >= self.scheduler.max_waiting:
-                raise Overloaded(f"server is busy: {waiting} requests are waiting for a place "
-                                 f"(limit {self.scheduler.max_waiting}); retry shortly")
+            running, waiting, s = len(self.scheduler.running), len(self.scheduler.waiting), self.scheduler
+            if running + waiting >= s.max_batch + s.max_waiting:  # one that a free place will take is not refused
+                raise Overloaded(f"server is busy: {running} running and {waiting} waiting for a place "
+                                 f"(at most {s.max_batch} + {s.max_waiting}); retry shortly")
             self.scheduler.waiting.append(request)
             self.wakeup.notify()
         return request
