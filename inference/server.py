@@ -226,7 +226,7 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
         first token nothing is written, so meanwhile the socket is asked."""
         count = 0
         try:
-            for burst in stream_bursts(request, environ):
+            for burst in client_bursts(request, environ):
                 count += len(burst)
                 yield b"".join(sse(dumps(token_event(token, with_logprobs))) for token in burst)
             yield sse("[DONE]", event="done")
@@ -238,11 +238,13 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
             engine.cancel(request)  # a no-op once it has finished
             environ["inference.tokens"] = count
 
-    def stream_bursts(request, environ):
-        """A stream's tokens, a few at a time (`stream_interval`), raising
-        Cancelled if its client leaves while none can be written: a request
-        waiting for a place in the batch would otherwise keep it, and then run
-        its prefill, for a client long gone."""
+    def client_bursts(request, environ):
+        """A request's tokens, a few at a time (`stream_interval`), raising
+        Cancelled if its client leaves. A route hears of that from a failed
+        write, and writes nothing while it collects a whole answer, or while a
+        stream waits for its first token (a request waiting for a place would
+        keep it, and then be prefilled, for a client long gone): so its socket
+        is asked every CLIENT_POLL_S."""
         return request.bursts(stream_interval, CLIENT_POLL_S, connection_closed(environ))
 
     def token_event(token, with_logprobs: bool) -> dict:
@@ -270,13 +272,12 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
             bottle.response.set_header("Cache-Control", "no-cache")
             return openai_chunks(request, completion, req.include_usage, len(ids), bottle.request.environ)
         tokens = collect(request, bottle.request.environ)
-        return completion.body(tokens, len(ids), request.cached_tokens or 0)
+        return completion.body(tokens, len(ids), request.cached_tokens)
 
     def collect(request, environ) -> list:
         """All of a request's tokens, cancelling it if the client leaves meanwhile."""
         try:
-            tokens = [token for burst in request.bursts(stream_interval, CLIENT_POLL_S, connection_closed(environ))
-                      for token in burst]
+            tokens = [token for burst in client_bursts(request, environ) for token in burst]
         except Cancelled:
             engine.cancel(request)
             raise
@@ -287,11 +288,11 @@ def create_app(model, limits: Limits = Limits(), max_pending: int = 16, stream_i
         """OpenAI's stream: a `data:` chunk per token, usage if asked, then `data: [DONE]`."""
         count = 0
         try:
-            for burst in stream_bursts(request, environ):
+            for burst in client_bursts(request, environ):
                 count += len(burst)
                 yield b"".join(sse(dumps(completion.chunk(token))) for token in burst)
             if include_usage:
-                yield sse(dumps(completion.usage_chunk(prompt_tokens, count, request.cached_tokens or 0)))
+                yield sse(dumps(completion.usage_chunk(prompt_tokens, count, request.cached_tokens)))
             yield sse("[DONE]")
         except Cancelled:
             pass
