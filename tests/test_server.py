@@ -435,9 +435,11 @@ def test_a_burst_fills_the_free_places_before_anyone_is_refused(tiny_model):
             taken = [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 3})]
             assert wait_for(lambda: engine.stats()["running"] == 1)
             taken += [pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 3}) for _ in range(5)]
-            assert wait_for(lambda: engine.stats()["waiting"] == 5)
-            status, _, body = client.post("/generate", {"prompt": "a"})
-            gate.set()
+            try:
+                assert wait_for(lambda: engine.stats()["waiting"] == 5)
+                status, _, body = client.post("/generate", {"prompt": "a"})
+            finally:
+                gate.set()
             assert [f.result()[0] for f in taken] == [200] * 6
     assert status == 429 and body["error_type"] == "overloaded"
     assert body["error"] == "server is busy: 1 running and 5 waiting for a place (at most 4 + 2); " \
@@ -473,6 +475,15 @@ def answer(port, method, path, body=None, timeout=5) -> int:  # the status, or T
     return conn.getresponse().status
 
 
+def post_raw(port, path, body) -> socket.socket:
+    """A POST sent on a bare socket, left to the caller to read or to close:
+    a client that can hang up at any moment."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps(body).encode()
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+    return sock
+
 
 @pytest.mark.parametrize("path", ["/generate_stream", "/generate"])
 def test_a_client_that_disconnects_stops_its_generation(tiny_model, path):
@@ -480,10 +491,7 @@ def test_a_client_that_disconnects_stops_its_generation(tiny_model, path):
     closed socket while it waits. Either way the engine stops within a few steps."""
     slow = WrappedModel(tiny_model, delay=0.05)
     with serving(slow) as (client, app):
-        sock = socket.create_connection(("127.0.0.1", client.port))
-        body = json.dumps({"prompt": "a", "max_new_tokens": 150}).encode()
-        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+        sock = post_raw(client.port, path, {"prompt": "a", "max_new_tokens": 150})
         if path == "/generate_stream":
             received = b""
             while received.count(b"data:") < 3:
@@ -514,10 +522,7 @@ def test_a_stream_whose_client_leaves_while_it_waits_gives_its_place_back(tiny_m
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(client.post, "/generate", {"prompt": "a", "max_new_tokens": 100})  # ~5 s
             assert wait_for(lambda: engine.stats()["running"] == 1)
-            sock = socket.create_connection(("127.0.0.1", client.port))
-            data = json.dumps(body).encode()
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+            sock = post_raw(client.port, path, body)
             assert wait_for(lambda: engine.stats()["waiting"] == 1)
             sock.close()
             assert wait_for(lambda: engine.stats()["waiting"] == 0, timeout=1.0)
@@ -572,10 +577,7 @@ def test_under_preemption_and_disconnects_every_answer_is_the_one_alone(tiny_mod
     def run(job):  # -> the answer's text, or None where the client hung up
         body, path, leaves = job
         if leaves:
-            sock = socket.create_connection(("127.0.0.1", client.port))
-            data = json.dumps(body).encode()
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+            sock = post_raw(client.port, path, body)
             time.sleep(rnd.random() * 0.05)
             sock.close()
             return None
