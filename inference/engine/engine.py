@@ -59,11 +59,12 @@ class Engine:
         with self.wakeup:
             if self.stopping:
                 raise ShuttingDown("the server is shutting down")
-            running, waiting, s = len(self.scheduler.running), len(self.scheduler.waiting), self.scheduler
+            s = self.scheduler
+            running, waiting = len(s.running), len(s.waiting)
             if running + waiting >= s.max_batch + s.max_waiting:  # one that a free place will take is not refused
                 raise Overloaded(f"server is busy: {running} running and {waiting} waiting for a place "
                                  f"(at most {s.max_batch} + {s.max_waiting}); retry shortly")
-            self.scheduler.waiting.append(request)
+            s.waiting.append(request)
             self.wakeup.notify()
         return request
 
