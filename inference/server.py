@@ -570,8 +570,10 @@ def main(argv=None) -> int:
 
 def interrupt_once(signum, frame):
     """Ctrl-C while loading: stop (KeyboardInterrupt), and ignore any more, which would interrupt
-    the stopping itself (leaving Cheroot's workers, not daemons, to hold the process open)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    the stopping itself (leaving Cheroot's workers, not daemons, to hold the process open). They go
+    to a handler that does nothing, not to SIG_IGN: a Ctrl-C already caught but not yet handled when
+    SIG_IGN took over made CPython print "OSError: Signal 2 ignored due to race condition"."""
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     raise KeyboardInterrupt
 
 
